@@ -19,7 +19,7 @@ os.environ.pop("AIRFLOW_CONN_CLOUD4WI_DEFAULT", None)
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["airflow_provider_cloud4wi.testing.pytest_plugin"]
+pytest_plugins = ["airflow_provider_cloud4wi.testing.pytest_plugin", "storage_servers"]
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +96,24 @@ def run_dag(airflow_db: Path, airflow_home: Path) -> Callable[..., Any]:
         return dag.test(**{date_arg: logical_date})
 
     return run
+
+
+@pytest.fixture
+def log_output(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    """
+    Everything logged so far, at DEBUG and above, whichever way it went out.
+
+    Airflow 3 sends hook and task logs through structlog to the standard streams, Airflow 2 through
+    the logging module: reading only one of them would let a leaked secret slip by.
+    """
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+
+    def read() -> str:
+        out, err = capfd.readouterr()
+        seen.append(out + err)
+        return caplog.text + "".join(seen)
+
+    return read

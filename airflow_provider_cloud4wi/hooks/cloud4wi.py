@@ -606,7 +606,13 @@ class Cloud4WiHook(BaseHook):
         return str(org)
 
     @staticmethod
-    def _event_types_param(event_types: Sequence[str] | str | None) -> str | None:
+    def normalize_event_types(event_types: Sequence[str] | str | None) -> str | None:
+        """
+        Check event types against ``KNOWN_EVENT_TYPES`` and join them as the API's ``events=`` wants.
+
+        :param event_types: a list of types, one comma-separated string, or None (all types).
+        :return: the comma-separated types, or None when no filter applies.
+        """
         if event_types is None:
             return None
         types = [event_types] if isinstance(event_types, str) else list(event_types)
@@ -654,7 +660,7 @@ class Cloud4WiHook(BaseHook):
         """
         window = Window.parse(window_start, window_end)
         self._check_page_size(page_size)
-        types_param = self._event_types_param(event_types)
+        types_param = self.normalize_event_types(event_types)
         org = self._organization(organization_id)
         stats = PullStats()
         self.last_pull = stats
@@ -784,25 +790,27 @@ class Cloud4WiHook(BaseHook):
                     retry_after=err.retry_after,
                 ) from None
 
-        def next_page() -> dict[str, Any]:
+        def next_page() -> tuple[dict[str, Any], bool]:
             nonlocal scroll_id
             sent, scroll_id = scroll_id, None  # a continuation that failed is never sent again
             page = continuation(sent) if sent else fresh_query()
             if not isinstance(page, dict) or not isinstance(page.get("events"), list):
                 raise Cloud4WiApiError(f"Unexpected reply from {path}: no 'events' list.")
             scroll_id = (page.get("scrollId") or sent) if scroll else None
-            return page
+            return page, sent is None
 
         while True:
-            page = self._with_retries(f"events page {stats.pages + 1}", next_page, stats)
+            page, from_fresh_query = self._with_retries(f"events page {stats.pages + 1}", next_page, stats)
             events: list[dict[str, Any]] = page["events"]
             self._page_done(stats, org, last_progress)
             delivered_before = stats.events
             yield from self._deliver(events, cursor, bounds, stats)
-            if scroll_id:
-                if not events:
-                    return
+            if not events:
+                return
+            if not from_fresh_query:
                 continue
+            # A short first page holds everything left. A full one that brought nothing new means
+            # one second holds more events than a page, which paging by time cannot get past.
             if len(events) < page_size:
                 return
             if stats.events == delivered_before:
@@ -833,7 +841,7 @@ class Cloud4WiHook(BaseHook):
         """
         window = Window.parse(window_start, window_end)
         self._check_page_size(limit)
-        types_param = self._event_types_param(event_types)
+        types_param = self.normalize_event_types(event_types)
         org = self._organization(organization_id)
         bounds = window.api_bounds()
         if bounds is None:
