@@ -57,7 +57,7 @@ def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
 def cloud4wi_conn_id(cloud4wi_simulator: Any, set_connection: Callable[..., str]) -> Iterator[str]:
     """Connection ``cloud4wi_default`` pointed at a running simulator."""
     config = cloud4wi_simulator.config
-    yield set_connection(
+    return set_connection(
         "cloud4wi_default",
         "cloud4wi",
         host=cloud4wi_simulator.url,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +79,8 @@ def test_windows_with_sub_second_bounds_split_events_without_gap_or_duplicate(
     hook = hook_for(sim)
     cuts = [DAY_START + dt.timedelta(seconds=s, microseconds=us) for s, us in [(0, 0), (1, 1), (2, 999_999)]]
     cuts += [DAY_START + dt.timedelta(seconds=3, microseconds=500_000), DAY_START + dt.timedelta(seconds=7)]
-    windows = [pull(hook, a.isoformat(), b.isoformat()) for a, b in zip(cuts, cuts[1:])]
-    for (a, b), got in zip(zip(cuts, cuts[1:]), windows):
+    windows = [pull(hook, a.isoformat(), b.isoformat()) for a, b in itertools.pairwise(cuts)]
+    for (a, b), got in zip(itertools.pairwise(cuts), windows, strict=False):
         assert got == list(sim.expected_events(a, b))
     assert [e for w in windows for e in w] == list(sim.expected_events(cuts[0], cuts[-1]))
     seconds = [sorted({e["when"]["createdAt"][-3:-1] for e in w}) for w in windows]
@@ -174,7 +175,8 @@ def test_documents_are_yielded_exactly_as_the_api_sent_them(
 ) -> None:
     got = pull(hook, DAY_START, DAY_START + 2 * HOUR)
     geo = [e for e in got if e["event"]["type"].startswith("geo_")]
-    assert geo and all("organizationId" not in e for e in geo)
+    assert geo
+    assert all("organizationId" not in e for e in geo)
     assert any(not e["where"].get("locationName", "x").isascii() for e in got)
 
 
@@ -282,7 +284,7 @@ def test_another_organization_is_refused_at_once_with_the_organization_id(
 def test_an_unknown_customer_is_a_404_naming_what_to_check(
     cloud4wi_simulator: Cloud4WiSimulator, hook: Cloud4WiHook
 ) -> None:
-    with pytest.raises(Cloud4WiApiError, match="HTTP 404.*customer id"):
+    with pytest.raises(Cloud4WiApiError, match=r"HTTP 404.*customer id"):
         pull(hook, DAY_START, DAY_START + HOUR, customer_id="nobody")
     assert cloud4wi_simulator.stats["requests"]["customer_events"] == 1
 
