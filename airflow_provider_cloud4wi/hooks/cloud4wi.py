@@ -596,7 +596,12 @@ class Cloud4WiHook(BaseHook):
         return retrying(call)
 
     # ----------------------------------------------------------------------------- events
-    def _organization(self, organization_id: str | None) -> str:
+    def resolve_organization_id(self, organization_id: str | None = None) -> str:
+        """
+        Return ``organization_id``, else the connection's, else fail saying where to set one.
+
+        :param organization_id: the ``cid`` given by the caller, if any.
+        """
         org = organization_id or self.settings.organization_id
         if not org:
             raise ValueError(
@@ -625,7 +630,8 @@ class Cloud4WiHook(BaseHook):
         return ",".join(dict.fromkeys(types))
 
     @staticmethod
-    def _check_page_size(page_size: int) -> None:
+    def check_page_size(page_size: int) -> None:
+        """Refuse a page size the API does not accept (1 to 10000)."""
         if (
             isinstance(page_size, bool)
             or not isinstance(page_size, int)
@@ -659,9 +665,9 @@ class Cloud4WiHook(BaseHook):
         :param page_size: events per request, 1 to 10000.
         """
         window = Window.parse(window_start, window_end)
-        self._check_page_size(page_size)
+        self.check_page_size(page_size)
         types_param = self.normalize_event_types(event_types)
-        org = self._organization(organization_id)
+        org = self.resolve_organization_id(organization_id)
         stats = PullStats()
         self.last_pull = stats
         bounds = window.api_bounds()
@@ -840,9 +846,9 @@ class Cloud4WiHook(BaseHook):
         :param max_attempts: attempts before a transient failure is raised (default: the hook's).
         """
         window = Window.parse(window_start, window_end)
-        self._check_page_size(limit)
+        self.check_page_size(limit)
         types_param = self.normalize_event_types(event_types)
-        org = self._organization(organization_id)
+        org = self.resolve_organization_id(organization_id)
         bounds = window.api_bounds()
         if bounds is None:
             return 0
@@ -862,7 +868,7 @@ class Cloud4WiHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Log in and read one event; return ``(ok, message)`` instead of raising."""
         try:
-            org = self._organization(None)
+            org = self.resolve_organization_id(None)
             now = dt.datetime.now(dt.timezone.utc)
             seen = self.count_events(
                 now - dt.timedelta(days=1), now, limit=1, organization_id=org, max_attempts=2

@@ -1,0 +1,380 @@
+"""The transfer operator every Cloud4Wi-events-to-object-storage operator shares.
+
+A run pulls one window of events through :class:`Cloud4WiHook` into local JSON Lines files
+(:mod:`airflow_provider_cloud4wi.writer`), and only then uploads them to deterministic names and
+removes the objects of an earlier run of the same window that the new run did not rewrite.
+Subclasses say how to upload, list and delete with their storage's official hook; nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from airflow_provider_cloud4wi._compat import AirflowException, BaseOperator, Context
+from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
+from airflow_provider_cloud4wi.windows import Window
+from airflow_provider_cloud4wi.writer import (
+    PartFile,
+    check_compression,
+    check_max_events_per_file,
+    file_extension,
+    write_parts,
+)
+
+__all__ = ["Cloud4WiEventsTransferBaseOperator", "Cloud4WiStorageError", "ObjectNames", "default_key"]
+
+_KEY_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+# Longest first, so ``a.jsonl.gz`` splits as ``a`` + ``.jsonl.gz`` rather than ``a.jsonl`` + ``.gz``.
+_KNOWN_EXTENSIONS = (".jsonl.gz", ".ndjson.gz", ".json.gz", ".jsonl", ".ndjson", ".json", ".gz")
+
+
+class Cloud4WiStorageError(AirflowException):
+    """Object storage refused an operation; the message names the operation, the object and why."""
+
+
+def default_key(organization_id: str, window: Window, compression: str | None) -> str:
+    """
+    Return the Hive-style object name of a window's export, the same for every run of that window.
+
+    For example ``cloud4wi/events/organization_id=<cid>/date=2024-01-01/
+    events_20240101T020000Z_20240101T030000Z.jsonl.gz``; the date is the window start's, in UTC.
+
+    :param organization_id: the organization (``cid``) whose events the object holds.
+    :param window: the window exported.
+    :param compression: ``"gzip"`` or None; decides the extension.
+    """
+    start, end = window.start, window.end
+    return (
+        f"cloud4wi/events/organization_id={organization_id}/date={start.strftime('%Y-%m-%d')}/"
+        f"events_{start.strftime(_KEY_TIME_FORMAT)}_{end.strftime(_KEY_TIME_FORMAT)}"
+        f"{file_extension(compression)}"
+    )
+
+
+@dataclass(frozen=True)
+class ObjectNames:
+    """
+    The object names one export owns: its key, or numbered parts beside it.
+
+    ``a/b.jsonl.gz`` split into parts gives ``a/b.part-00000.jsonl.gz``, ``a/b.part-00001.jsonl.gz``...
+
+    :param stem: the key without its extension.
+    :param extension: the key's extension (``.jsonl.gz``, ``.jsonl``, ... or empty).
+    """
+
+    stem: str
+    extension: str
+
+    @classmethod
+    def from_key(cls, key: str) -> ObjectNames:
+        """Split ``key`` into stem and extension."""
+        for extension in _KNOWN_EXTENSIONS:
+            if key.endswith(extension) and len(key) > len(extension):
+                return cls(key[: -len(extension)], extension)
+        return cls(key, "")
+
+    @property
+    def key(self) -> str:
+        """The name of an export that is not split into parts."""
+        return self.stem + self.extension
+
+    def part(self, index: int) -> str:
+        """The name of part ``index`` (from 0)."""
+        return f"{self.stem}.part-{index:05d}{self.extension}"
+
+    def for_parts(self, count: int, *, split: bool) -> list[str]:
+        """The names of ``count`` files: the key itself when there is one file and no split."""
+        if not split and count == 1:
+            return [self.key]
+        return [self.part(index) for index in range(count)]
+
+    def owns(self, name: str) -> bool:
+        """Tell whether ``name`` is the key or one of its parts (never a sibling with a longer stem)."""
+        pattern = re.escape(self.stem) + r"(\.part-\d{5,})?" + re.escape(self.extension)
+        return re.fullmatch(pattern, name) is not None
+
+
+class Cloud4WiEventsTransferBaseOperator(BaseOperator):
+    """
+    Export the Cloud4Wi events of one window to object storage as JSON Lines, one event per line.
+
+    A run lists what an earlier run of the same key left (which also checks the bucket before
+    the pull), pulls the whole window into local temporary files, and only then uploads them,
+    each replacing the object of the same name. Once every file is uploaded, the earlier run's
+    objects this run did not rewrite (extra parts, or the unsplit key) are deleted, so re-running
+    a window always leaves exactly one copy of each of its events. Objects of other keys, even
+    ones sharing the key's prefix, are never touched.
+
+    On failure: an API error leaves the bucket untouched; a failed upload removes the objects this
+    run had newly created and leaves the earlier run's objects in place (those already replaced
+    hold this run's version of the same parts). The local files are removed in every case.
+
+    The result, pushed to XCom, is ``{"objects": [uri, ...], "event_count": n, "bytes": b,
+    "window_start": iso, "window_end": iso}``.
+
+    The default key names the organization and the window only: give tasks that export the same
+    window with different ``event_types`` or ``customer_id`` keys of their own.
+
+    This class is abstract: use a storage-specific subclass.
+
+    :param cloud4wi_conn_id: the Cloud4Wi connection.
+    :param organization_id: the organization (``cid``) to export; default: the connection's
+        ``organization_id``. (templated)
+    :param event_types: export only these event types (a list or a comma-separated string);
+        default: all. (templated)
+    :param customer_id: export only the events of this contact. (templated)
+    :param window_start: first instant exported, an aware datetime or ISO 8601 text.
+        (templated; default ``{{ data_interval_start }}``)
+    :param window_end: first instant not exported. (templated; default ``{{ data_interval_end }}``)
+    :param page_size: events per API request, 1 to 10000.
+    :param compression: ``"gzip"`` (default) or None.
+    :param max_events_per_file: split the export into parts of at most this many events, named
+        ``<stem>.part-00000<ext>``, ``<stem>.part-00001<ext>``...; None (default) for one object.
+    :param write_empty: write one empty object for a window without events (default); when
+        False such a window writes nothing (and removes what an earlier run of it wrote).
+    :param hook_params: keyword arguments for :class:`Cloud4WiHook`, e.g. ``{"max_attempts": 4}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "window_start",
+        "window_end",
+        "organization_id",
+        "event_types",
+        "customer_id",
+    )
+
+    #: The attribute holding the bucket name, named as the subclass's parameter.
+    bucket_field: ClassVar[str]
+    #: The attribute holding the object name (None for the default key).
+    key_field: ClassVar[str]
+    #: The scheme of the object URIs in logs and results, e.g. ``s3``.
+    uri_scheme: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        cloud4wi_conn_id: str = Cloud4WiHook.default_conn_name,
+        organization_id: str | None = None,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        window_start: Any = "{{ data_interval_start }}",
+        window_end: Any = "{{ data_interval_end }}",
+        page_size: int = 10_000,
+        compression: str | None = "gzip",
+        max_events_per_file: int | None = None,
+        write_empty: bool = True,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        Cloud4WiHook.check_page_size(page_size)
+        self.cloud4wi_conn_id = cloud4wi_conn_id
+        self.organization_id = organization_id
+        self.event_types = event_types
+        self.customer_id = customer_id
+        self.window_start = window_start
+        self.window_end = window_end
+        self.page_size = page_size
+        self.compression = check_compression(compression)
+        self.max_events_per_file = check_max_events_per_file(max_events_per_file)
+        self.write_empty = write_empty
+        self.hook_params = dict(hook_params or {})
+
+    # ----------------------------------------------------------------------------- storage
+    @abstractmethod
+    def upload_file(self, path: Path, bucket: str, key: str) -> None:
+        """
+        Upload a local file to ``key``, replacing any object there; nothing may appear at ``key``
+        unless the upload completes.
+
+        :param path: the local file.
+        :param bucket: the bucket name.
+        :param key: the object name.
+        """
+
+    @abstractmethod
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """
+        Return the names of the objects whose name starts with ``prefix``.
+
+        :param bucket: the bucket name.
+        :param prefix: the name prefix.
+        """
+
+    @abstractmethod
+    def delete_keys(self, bucket: str, keys: list[str]) -> None:
+        """
+        Delete these objects; an object already gone is not an error.
+
+        :param bucket: the bucket name.
+        :param keys: the object names.
+        """
+
+    def uri(self, bucket: str, key: str) -> str:
+        """The URI of an object, as logged and returned."""
+        return f"{self.uri_scheme}://{bucket}/{key}"
+
+    @contextlib.contextmanager
+    def _storage_errors(self, action: str, what: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as err:
+            raise Cloud4WiStorageError(f"Could not {action} {what}: {err}") from err
+
+    # ----------------------------------------------------------------------------- rendered values
+    def _window(self) -> Window:
+        return Window.parse(self.window_start, self.window_end).require_width()
+
+    def _bucket(self) -> str:
+        bucket = getattr(self, self.bucket_field)
+        if not isinstance(bucket, str) or not bucket.strip() or "/" in bucket:
+            raise ValueError(
+                f"{self.bucket_field} must be a bucket name such as 'my-bucket' (no scheme, no path), "
+                f"not {bucket!r}."
+            )
+        return bucket.strip()
+
+    def _key(self, hook: Cloud4WiHook, window: Window) -> str:
+        key = getattr(self, self.key_field)
+        if key is None or (isinstance(key, str) and not key.strip()):
+            return default_key(hook.resolve_organization_id(self.organization_id), window, self.compression)
+        if not isinstance(key, str) or key.startswith("/") or key.endswith("/"):
+            raise ValueError(
+                f"{self.key_field} must be an object name such as 'exports/events.jsonl.gz' (no leading "
+                f"or trailing '/'), not {key!r}."
+            )
+        return key
+
+    # ----------------------------------------------------------------------------- the run
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Pull the window, upload it, clean up after earlier runs; return the result summary."""
+        started = time.monotonic()
+        window = self._window()
+        bucket = self._bucket()
+        hook = Cloud4WiHook(self.cloud4wi_conn_id, **self.hook_params)
+        try:
+            keys, event_count, size = self._export(hook, window, bucket, started)
+        finally:
+            hook.close()
+        objects = [self.uri(bucket, key) for key in keys]
+        elapsed = time.monotonic() - started
+        self.log.info(
+            "Exported %d events (%d bytes) of %s to %d object(s) in %.1fs (%.0f events/s): %s",
+            event_count,
+            size,
+            window,
+            len(objects),
+            elapsed,
+            event_count / max(elapsed, 1e-9),
+            ", ".join(objects) or "none",
+        )
+        return {
+            "objects": objects,
+            "event_count": event_count,
+            "bytes": size,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+        }
+
+    def _export(
+        self, hook: Cloud4WiHook, window: Window, bucket: str, started: float
+    ) -> tuple[list[str], int, int]:
+        """Do the run's storage and API work; return the keys written, the events and the bytes."""
+        names = ObjectNames.from_key(self._key(hook, window))
+        # Listing first also fails fast on a missing bucket or missing rights, before the pull.
+        previous = self._list_owned(bucket, names)
+        self.log.info("Exporting Cloud4Wi events of %s to %s.", window, self.uri(bucket, names.key))
+        with write_parts(
+            self._events(hook, window),
+            compression=self.compression,
+            max_events_per_file=self.max_events_per_file,
+        ) as parts:
+            event_count = sum(part.events for part in parts)
+            self._log_pull(hook, window, parts, started)
+            if event_count == 0 and not self.write_empty:
+                self.log.info("No events in %s and write_empty is False: writing no object.", window)
+                parts = []
+            keys = names.for_parts(len(parts), split=self.max_events_per_file is not None)
+            self._upload_all(bucket, parts, keys, previous)
+            size = sum(part.size_bytes for part in parts)
+        written = set(keys)
+        self._delete_stale(bucket, [name for name in previous if name not in written])
+        return keys, event_count, size
+
+    def _events(self, hook: Cloud4WiHook, window: Window) -> Iterator[dict[str, Any]]:
+        return hook.iter_events(
+            window.start,
+            window.end,
+            event_types=self.event_types or None,
+            customer_id=self.customer_id or None,
+            organization_id=self.organization_id or None,
+            page_size=self.page_size,
+        )
+
+    def _log_pull(self, hook: Cloud4WiHook, window: Window, parts: list[PartFile], started: float) -> None:
+        pull = hook.last_pull
+        elapsed = time.monotonic() - started
+        events = sum(part.events for part in parts)
+        self.log.info(
+            "Pulled %d events of %s in %d page(s) into %d local file(s), %d bytes, in %.1fs (%.0f events/s).",
+            events,
+            window,
+            pull.pages if pull else 0,
+            len(parts),
+            sum(part.size_bytes for part in parts),
+            elapsed,
+            events / max(elapsed, 1e-9),
+        )
+
+    def _list_owned(self, bucket: str, names: ObjectNames) -> list[str]:
+        try:
+            found = self.list_keys(bucket, names.stem)
+        except Exception as err:
+            raise Cloud4WiStorageError(
+                f"Could not list {self.uri(bucket, names.stem + '*')}: {err}. Check that bucket '{bucket}' "
+                "exists and that the storage connection may list, write and delete objects in it."
+            ) from err
+        return sorted(name for name in found if names.owns(name))
+
+    def _upload_all(self, bucket: str, parts: list[PartFile], keys: list[str], previous: list[str]) -> None:
+        uploaded: list[str] = []
+        try:
+            for part, key in zip(parts, keys, strict=True):
+                uri = self.uri(bucket, key)
+                with self._storage_errors("upload", f"{part.path.name} ({part.events} events) to {uri}"):
+                    self.upload_file(part.path, bucket, key)
+                uploaded.append(key)
+                self.log.info("Uploaded %s: %d events, %d bytes.", uri, part.events, part.size_bytes)
+        except BaseException:
+            self._roll_back(bucket, [key for key in uploaded if key not in previous])
+            raise
+
+    def _roll_back(self, bucket: str, created: list[str]) -> None:
+        """Remove the objects this failed run created, so no half-written export sits beside an old one."""
+        if not created:
+            return
+        self.log.warning("Upload failed; removing the %d object(s) this run created.", len(created))
+        try:
+            self.delete_keys(bucket, created)
+        except Exception as err:
+            self.log.error(
+                "Could not remove %s after the failed upload (%s); the next successful run replaces or "
+                "removes them.",
+                ", ".join(self.uri(bucket, key) for key in created),
+                err,
+            )
+
+    def _delete_stale(self, bucket: str, stale: list[str]) -> None:
+        if not stale:
+            return
+        uris = ", ".join(self.uri(bucket, key) for key in stale)
+        self.log.info("Deleting %d object(s) an earlier run of this window left: %s", len(stale), uris)
+        with self._storage_errors("delete the stale object(s)", uris):
+            self.delete_keys(bucket, stale)

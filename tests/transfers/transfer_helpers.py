@@ -1,0 +1,97 @@
+"""Helpers shared by the transfer tests: instants of the simulated data, object decoding, storage cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
+
+FAST_RETRIES = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_after_cap": 0.05}
+UTC = dt.timezone.utc
+
+
+def hour(day: int, hour: int) -> dt.datetime:
+    """An instant of January 2024, inside the simulator's default dataset."""
+    return dt.datetime(2024, 1, day, hour, tzinfo=UTC)
+
+
+def decode_lines(data: bytes, *, compressed: bool = True) -> list[dict[str, Any]]:
+    """Parse a stored object as JSON Lines, decompressing it first when it is gzip."""
+    text = (gzip.decompress(data) if compressed else data).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@dataclass
+class StorageCase:
+    """One storage backend: its bucket view and a way to build its operator."""
+
+    bucket: Any
+    operator_class: type[Cloud4WiEventsTransferBaseOperator]
+    bucket_param: str
+    key_param: str
+    #: The official storage hook and its upload method, for simulating a failing upload.
+    upload_method: tuple[type, str]
+
+    def operator(self, *, key: str | None = None, **kwargs: Any) -> Cloud4WiEventsTransferBaseOperator:
+        """The operator for this backend's bucket, with quick retries against the simulator."""
+        kwargs.setdefault("task_id", "export")
+        kwargs.setdefault("hook_params", FAST_RETRIES)
+        kwargs.setdefault(self.bucket_param, self.bucket.name)
+        kwargs[self.key_param] = key
+        return self.operator_class(**kwargs)
+
+    def object_names(self) -> list[str]:
+        """Every object name in the bucket, sorted."""
+        return list(self.bucket.keys())
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Every object of the bucket with its bytes."""
+        return {key: self.bucket.read(key) for key in self.object_names()}
+
+    def run(self, window_start: dt.datetime, window_end: dt.datetime, **kwargs: Any) -> dict[str, Any]:
+        """Build an operator for the window and execute it; return its result."""
+        operator = self.operator(window_start=window_start, window_end=window_end, **kwargs)
+        return operator.execute(context={})  # type: ignore[arg-type]
+
+    def uri(self, key: str) -> str:
+        """The URI the operators report for ``key``."""
+        return f"{self.bucket.scheme}://{self.bucket.name}/{key}"
+
+
+def hourly_export_dag(dag_id: str, storage: StorageCase) -> str:
+    """
+    The source of an hourly DAG with two exports into the bucket of ``storage``.
+
+    ``export`` relies on every default (window, key, connections); ``export_visits`` has a
+    templated key and event types.
+    """
+    operator_class, bucket_param, key_param = storage.operator_class, storage.bucket_param, storage.key_param
+    bucket = storage.bucket.name
+    return f'''
+import datetime as dt
+
+from airflow.providers.common.compat.sdk import DAG
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from {operator_class.__module__} import {operator_class.__name__}
+
+with DAG(
+    dag_id="{dag_id}",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+):
+    {operator_class.__name__}(task_id="export", {bucket_param}="{bucket}")
+    {operator_class.__name__}(
+        task_id="export_visits",
+        {bucket_param}="{{{{ params.bucket }}}}",
+        {key_param}="visits/{{{{ data_interval_start | ds }}}}/{{{{ data_interval_start.hour }}}}.jsonl",
+        event_types="{{{{ params.types }}}}",
+        compression=None,
+        params={{"bucket": "{bucket}", "types": "visit,geo_visit"}},
+    )
+'''
