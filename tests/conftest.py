@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +55,50 @@ def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
 
 
 @pytest.fixture
-def cloud4wi_conn_id(cloud4wi_simulator: Any, set_connection: Callable[..., str]) -> Iterator[str]:
+def connect(set_connection: Callable[..., str]) -> Callable[..., str]:
+    """
+    Point a Cloud4Wi connection at a simulator; returns the conn id.
+
+    ``conn_id`` defaults to ``cloud4wi_default``; other keyword arguments override the connection's
+    fields (``host``, ``login``, ``password``, ``extra``...).
+    """
+
+    def define(simulator: Any, conn_id: str = "cloud4wi_default", **fields: Any) -> str:
+        config = simulator.config
+        conn_fields: dict[str, Any] = {
+            "host": simulator.url,
+            "login": config.client_key,
+            "password": config.client_secret,
+            "extra": {"organization_id": config.organization_id},
+            **fields,
+        }
+        return set_connection(conn_id, "cloud4wi", **conn_fields)
+
+    return define
+
+
+@pytest.fixture
+def cloud4wi_conn_id(cloud4wi_simulator: Any, connect: Callable[..., str]) -> str:
     """Connection ``cloud4wi_default`` pointed at a running simulator."""
-    config = cloud4wi_simulator.config
-    return set_connection(
-        "cloud4wi_default",
-        "cloud4wi",
-        host=cloud4wi_simulator.url,
-        login=config.client_key,
-        password=config.client_secret,
-        extra={"organization_id": config.organization_id},
-    )
+    return connect(cloud4wi_simulator)
+
+
+@pytest.fixture
+def publish_until(cloud4wi_simulator_factory: Any) -> Callable[[Any, dt.datetime], Any]:
+    """
+    Make events up to a new ``data_end`` appear at the same address, as if the API had caught up.
+
+    The simulator's data range is fixed while it runs, so it is replaced by one with the same
+    configuration on the same port: clients keep their URL (and their token, when the
+    configuration sets ``jwt_secret``).
+    """
+
+    def publish(simulator: Any, data_end: dt.datetime) -> Any:
+        port = simulator.port
+        simulator.stop()
+        return cloud4wi_simulator_factory(simulator.config, port=port, data_end=data_end)
+
+    return publish
 
 
 def _airflow_major() -> int:

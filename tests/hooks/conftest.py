@@ -14,7 +14,7 @@ FAST_RETRIES = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_after
 
 
 @pytest.fixture
-def hook_for(set_connection: Callable[..., str]) -> Callable[..., Cloud4WiHook]:
+def hook_for(connect: Callable[..., str]) -> Callable[..., Cloud4WiHook]:
     """Build a hook whose connection points at ``simulator``; ``extra``/``fields`` override the defaults."""
     counter = iter(range(1_000_000))
 
@@ -25,15 +25,8 @@ def hook_for(set_connection: Callable[..., str]) -> Callable[..., Cloud4WiHook]:
         hook_kwargs: dict[str, Any] | None = None,
         **fields: Any,
     ) -> Cloud4WiHook:
-        config = simulator.config
-        conn_fields: dict[str, Any] = {
-            "host": simulator.url,
-            "login": config.client_key,
-            "password": config.client_secret,
-            "extra": {"organization_id": config.organization_id, **(extra or {})},
-        }
-        conn_fields.update(fields)
-        conn_id = set_connection(f"cloud4wi_test_{next(counter)}", "cloud4wi", **conn_fields)
+        extra = {"organization_id": simulator.config.organization_id, **(extra or {})}
+        conn_id = connect(simulator, f"cloud4wi_test_{next(counter)}", extra=extra, **fields)
         return Cloud4WiHook(conn_id, **{**FAST_RETRIES, **(hook_kwargs or {})})
 
     return build
