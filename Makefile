@@ -34,5 +34,15 @@ test-af3: lint
 test-af2: $(VENV2)/.installed-$(AIRFLOW_2_VERSION)
 	$(VENV2)/bin/python -m pytest -m "not airflow3_only"
 
+## Run the hourly S3 example DAG through Airflow 3 against the simulator and moto (ARGS=--keep-running).
+demo: $(VENV3)/.installed-$(AIRFLOW_3_VERSION)
+	$(VENV3)/bin/python demo/run_demo.py $(ARGS)
+
 clean:
 	rm -rf $(VENV3) $(VENV2) .airflow-demo bench/.work
+
+## Benchmark, not part of the tests (~15 min): the operator vs a hand-written task, the raw limit and
+## dlt, on loopback; writes bench/results.md. Quick run: make bench BENCH_ARGS="--sizes 10000,100000 --runs 1"
+bench: $(VENV3)/.installed-$(AIRFLOW_3_VERSION)
+	VIRTUAL_ENV=$(VENV3) $(VENV3)/bin/uv pip install -q msgspec isal zlib-ng
+	$(VENV3)/bin/python -m bench $(BENCH_ARGS)
