@@ -20,7 +20,7 @@ $(VENV3)/.installed-$(AIRFLOW_3_VERSION): pyproject.toml
 $(VENV2)/.installed-$(AIRFLOW_2_VERSION): pyproject.toml
 	$(PYTHON) -m venv $(VENV2)
 	$(VENV2)/bin/python -m pip install -q --disable-pip-version-check uv
-	VIRTUAL_ENV=$(VENV2) $(VENV2)/bin/uv pip install -q "apache-airflow==$(AIRFLOW_2_VERSION)" -e ".[amazon,google,fast,test]"
+	VIRTUAL_ENV=$(VENV2) $(VENV2)/bin/uv pip install -q "apache-airflow==$(AIRFLOW_2_VERSION)" -e ".[amazon,google,test]"
 	touch $@
 
 lint: $(VENV3)/.installed-$(AIRFLOW_3_VERSION)

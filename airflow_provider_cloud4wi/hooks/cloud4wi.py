@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import ipaddress
 import json
 import logging
@@ -16,18 +17,104 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import tenacity
+import urllib3
 
 from airflow_provider_cloud4wi import CONN_TYPE, __version__
 from airflow_provider_cloud4wi._compat import AirflowException, BaseHook, mask_secret
 from airflow_provider_cloud4wi.windows import Window, format_api_date, parse_instant
 
 _loads: Callable[[bytes], Any]
+_dumps: Callable[[Any], bytes]
 try:  # orjson parses a 10,000-event page several times faster; plain json is the fallback.
     import orjson
 
     _loads = orjson.loads
+    _dumps = orjson.dumps
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
     _loads = json.loads
+
+    def _dumps(document: Any) -> bytes:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+try:  # msgspec lets iter_event_lines decode only the fields it needs and pass each event's bytes on.
+    import msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    msgspec = None  # type: ignore[assignment]
+
+
+def _parse(data: bytes) -> Any:
+    """
+    Parse a reply body with the cyclic garbage collector paused.
+
+    A 10,000-event page is ~250,000 dicts, lists and strings: with the collector on, building it
+    triggers hundreds of young collections and, every few pages, a full one over every object of
+    the worker process (Airflow's included), which doubled the parse time. Parsed JSON is a tree
+    and never cyclic garbage, so nothing is lost by not collecting while it is built.
+    """
+    if not gc.isenabled():
+        return _loads(data)
+    gc.disable()
+    try:
+        return _loads(data)
+    finally:
+        gc.enable()
+
+
+if msgspec is not None:
+
+    class _RawPage(msgspec.Struct):
+        """An events page with each event left as its raw JSON text (validated, not decoded)."""
+
+        events: list[msgspec.Raw]
+        scrollId: str | None = None
+
+    class _EventBody(msgspec.Struct):
+        type: Any = None
+        id: Any = None
+
+    class _EventWhen(msgspec.Struct):
+        createdAt: Any = None
+
+    class _EventKeys(msgspec.Struct):
+        """The only fields of an event the pull reads; msgspec skips the rest without building it."""
+
+        event: _EventBody | None = None
+        when: _EventWhen | None = None
+
+    _RAW_PAGE = msgspec.json.Decoder(_RawPage)
+    _EVENT_KEYS = msgspec.json.Decoder(_EventKeys)
+
+
+class _RawEvents(list):  # type: ignore[type-arg]
+    """A page's events as raw JSON slices (``msgspec.Raw``), from :func:`_parse_raw_page`."""
+
+    #: Whether the body had line breaks between tokens, so a slice may span lines.
+    multiline = False
+
+
+def _parse_raw_page(data: bytes) -> Any:
+    """
+    Parse an events page into ``{"events": _RawEvents, "scrollId": ...}`` (needs msgspec).
+
+    The whole body is validated, but each event stays a slice of it. A body of another shape (an
+    error, a page with a non-string scrollId...) is parsed fully, as :func:`_parse` would.
+    """
+    try:
+        page = _RAW_PAGE.decode(data)
+    except msgspec.ValidationError:
+        return _parse(data)
+    except msgspec.DecodeError as err:
+        raise ValueError(str(err)) from None
+    events = _RawEvents(page.events)
+    # A JSON string cannot hold a raw line break, so one anywhere in the body is whitespace between
+    # tokens: the API's compact bodies have none, and then every slice is a single line as it is.
+    events.multiline = b"\n" in data or b"\r" in data
+    result: dict[str, Any] = {"events": events}
+    if page.scrollId is not None:
+        result["scrollId"] = page.scrollId
+    return result
+
 
 DEFAULT_BASE_URL = "https://explore.cloud4wi.com"
 MAX_PAGE_SIZE = 10_000
@@ -472,9 +559,13 @@ class Cloud4WiHook(BaseHook):
         json_body: dict[str, Any] | None = None,
         authenticated: bool = True,
         organization_id: str | None = None,
+        raw_events: bool = False,
     ) -> Any:
         """
         Send one request and return its decoded JSON body.
+
+        With ``raw_events`` (and msgspec installed) an events page comes back with its events as
+        raw JSON slices (see :func:`_parse_raw_page`).
 
         A 401 on an authenticated request triggers one fresh login and one repeat. Transient
         failures raise :class:`Cloud4WiTransientError`, the others :class:`Cloud4WiApiError`.
@@ -491,7 +582,7 @@ class Cloud4WiHook(BaseHook):
             self.log.info("Cloud4Wi answered 401 on %s; logging in again and repeating it once.", path)
             self._token = self._login()
             response = self._send_once(method, path, params, json_body, authenticated)
-        return self._decode(response, method, path, authenticated, organization_id)
+        return self._decode(response, method, path, authenticated, organization_id, raw_events)
 
     def _send_once(
         self,
@@ -503,17 +594,30 @@ class Cloud4WiHook(BaseHook):
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._current_token()}"} if authenticated else None
         try:
-            return self.session.request(
+            response = self.session.request(
                 method,
                 self.settings.base_url + path,
                 params=params,
                 json=json_body,
                 headers=headers,
                 timeout=self._timeout(),
+                stream=True,
             )
-        except requests.Timeout as err:
+            try:
+                # The body in one read: requests' own .content reads it 10 KiB at a time through
+                # urllib3, ~500 Python-level reads for each 5 MB page.
+                response._content = response.raw.read(decode_content=True)
+                response._content_consumed = True  # type: ignore[attr-defined]
+            finally:
+                response.close()  # the body is consumed: this hands the connection back to the pool
+            return response
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as err:
             raise Cloud4WiTransientError(f"timed out on {method} {path} ({type(err).__name__})") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError,  # the body read failing: ProtocolError, ReadTimeoutError, ...
+        ) as err:
             raise Cloud4WiTransientError(
                 f"connection dropped on {method} {path} ({type(err).__name__})"
             ) from None
@@ -525,11 +629,14 @@ class Cloud4WiHook(BaseHook):
         path: str,
         authenticated: bool,
         organization_id: str | None,
+        raw_events: bool = False,
     ) -> Any:
         status = response.status_code
         if status == 200:
             try:
-                return _loads(response.content)
+                if raw_events and msgspec is not None:
+                    return _parse_raw_page(response.content)
+                return _parse(response.content)
             except ValueError:
                 raise Cloud4WiTransientError(
                     f"truncated or malformed JSON body on {method} {path} ({len(response.content)} bytes)"
@@ -664,6 +771,45 @@ class Cloud4WiHook(BaseHook):
         :param organization_id: the ``cid``; defaults to the connection's extra.
         :param page_size: events per request, 1 to 10000.
         """
+        yield from self._pull(
+            window_start, window_end, event_types, customer_id, organization_id, page_size, lines=False
+        )
+
+    def iter_event_lines(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        *,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        organization_id: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[bytes]:
+        """
+        Yield the events of :meth:`iter_events` as lines: each one compact JSON document, UTF-8, no newline.
+
+        The same events, in the same order, with the same de-duplication, window filter, resumes
+        and retries. With msgspec installed, each page is validated whole but only the fields the
+        pull reads (``event.type``, ``event.id``, ``when.createdAt``) are decoded, and each line is
+        the API's own text of the event: no dicts are built and nothing is re-serialised (an event
+        without those fields in their usual form is parsed in full and re-serialised, as without
+        msgspec). Parameters as for :meth:`iter_events`.
+        """
+        yield from self._pull(
+            window_start, window_end, event_types, customer_id, organization_id, page_size, lines=True
+        )
+
+    def _pull(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        event_types: Sequence[str] | str | None,
+        customer_id: str | None,
+        organization_id: str | None,
+        page_size: int,
+        *,
+        lines: bool,
+    ) -> Iterator[Any]:
         window = Window.parse(window_start, window_end)
         self.check_page_size(page_size)
         types_param = self.normalize_event_types(event_types)
@@ -676,7 +822,9 @@ class Cloud4WiHook(BaseHook):
         self.log.info("Pulling Cloud4Wi events of organization %s in %s.", org, window)
         path = self._events_path(org, customer_id)
         # The per-contact endpoint has no scroll: the time cursor pages through it alone.
-        yield from self._pages(path, org, bounds, types_param, page_size, scroll=not customer_id, stats=stats)
+        yield from self._pages(
+            path, org, bounds, types_param, page_size, scroll=not customer_id, stats=stats, lines=lines
+        )
         self.log.info(
             "Pulled %d events of organization %s in %s: %d pages, %d duplicates dropped, %d scroll resumes, "
             "%d retries, %.1fs, %.0f events/s.",
@@ -713,8 +861,17 @@ class Cloud4WiHook(BaseHook):
         return params
 
     def _deliver(
-        self, events: list[dict[str, Any]], cursor: _TimeCursor, bounds: tuple[str, str], stats: PullStats
-    ) -> Iterator[dict[str, Any]]:
+        self,
+        events: list[Any],
+        cursor: _TimeCursor,
+        bounds: tuple[str, str],
+        stats: PullStats,
+        lines: bool = False,
+    ) -> Iterator[Any]:
+        """Yield the events of one page that are new and in the window (as lines with ``lines``)."""
+        if isinstance(events, _RawEvents):
+            yield from self._deliver_raw(events, cursor, bounds, stats)
+            return
         first, last = bounds
         for event in events:
             created_at = _created_at(event)
@@ -726,7 +883,42 @@ class Cloud4WiHook(BaseHook):
                 stats.duplicates_dropped += 1
                 continue
             stats.events += 1
-            yield event
+            yield _dumps(event) if lines else event
+
+    def _deliver_raw(
+        self, events: _RawEvents, cursor: _TimeCursor, bounds: tuple[str, str], stats: PullStats
+    ) -> Iterator[bytes]:
+        """:meth:`_deliver` for raw slices: the same rules, on the three fields decoded from each."""
+        first, last = bounds
+        decode = _EVENT_KEYS.decode
+        accept = cursor.accept
+        for raw in events:
+            try:
+                keys = decode(raw)
+            except msgspec.ValidationError:  # e.g. "event" or "when" not an object
+                keys = None
+            body = keys.event if keys is not None else None
+            when = keys.when if keys is not None else None
+            created_at = when.createdAt if when is not None else None
+            if not (
+                isinstance(created_at, str)
+                and _is_canonical_utc(created_at)
+                and body is not None
+                and isinstance(body.id, str)
+                and body.id
+                and isinstance(body.type, str)
+            ):
+                # Anything unusual takes the full parse and the general rules (and their errors).
+                yield from self._deliver([_loads(bytes(raw))], cursor, bounds, stats, lines=True)
+                continue
+            if not first <= created_at <= last:
+                stats.outside_window_dropped += 1
+                continue
+            if not accept(created_at, f"{body.type}:{body.id}"):
+                stats.duplicates_dropped += 1
+                continue
+            stats.events += 1
+            yield _dumps(_loads(bytes(raw))) if events.multiline else bytes(raw)
 
     @staticmethod
     def _canonical(created_at: str) -> str:
@@ -759,7 +951,8 @@ class Cloud4WiHook(BaseHook):
         *,
         scroll: bool,
         stats: PullStats,
-    ) -> Iterator[dict[str, Any]]:
+        lines: bool = False,
+    ) -> Iterator[Any]:
         """
         Drive one pull: a scroll where the endpoint has one, else fresh queries from the time cursor.
 
@@ -774,12 +967,16 @@ class Cloud4WiHook(BaseHook):
             params = self._query_params(cursor.resume_from, bounds[1], types_param, page_size)
             if scroll:
                 params["enableScroll"] = "true"
-            return self._send("GET", path, params=params, organization_id=org)
+            return self._send("GET", path, params=params, organization_id=org, raw_events=lines)
 
         def continuation(sent: str) -> dict[str, Any]:
             try:
                 return self._send(
-                    "GET", path, params={"scrollId": sent, "size": page_size}, organization_id=org
+                    "GET",
+                    path,
+                    params={"scrollId": sent, "size": page_size},
+                    organization_id=org,
+                    raw_events=lines,
                 )
             except Cloud4WiApiError as err:
                 if err.http_status not in (400, 404, 410):
@@ -807,10 +1004,10 @@ class Cloud4WiHook(BaseHook):
 
         while True:
             page, from_fresh_query = self._with_retries(f"events page {stats.pages + 1}", next_page, stats)
-            events: list[dict[str, Any]] = page["events"]
+            events: list[Any] = page["events"]
             self._page_done(stats, org, last_progress)
             delivered_before = stats.events
-            yield from self._deliver(events, cursor, bounds, stats)
+            yield from self._deliver(events, cursor, bounds, stats, lines)
             if not events:
                 return
             if not from_fresh_query:

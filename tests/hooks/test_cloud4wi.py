@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_cloud4wi.hooks.cloud4wi import (
     Cloud4WiApiError,
@@ -234,7 +236,6 @@ def test_logout_revokes_the_token(cloud4wi_simulator: Cloud4WiSimulator, hook: C
     token = hook.get_token()
     hook.logout()
     assert cloud4wi_simulator.stats["logouts"] == 1
-    import requests
 
     reply = requests.get(
         f"{cloud4wi_simulator.url}/v1/organizations/{cloud4wi_simulator.organization_id}/events",
@@ -413,3 +414,40 @@ def test_the_connection_form_relabels_the_credentials() -> None:
         "login": "Client key",
         "password": "Client secret",
     }
+
+
+# ---------------------------------------------------------------------------------------- lines
+def test_event_lines_hold_every_event_once_under_every_fault(
+    cloud4wi_simulator_factory: Callable[..., Cloud4WiSimulator], hook_for: Callable[..., Cloud4WiHook]
+) -> None:
+    sim = cloud4wi_simulator_factory(events_per_hour=300, faults=EVERY_FAULT)
+    hook = hook_for(sim)
+    for hour in range(6):
+        start = DAY_START + hour * HOUR
+        lines = list(hook.iter_event_lines(start, start + HOUR, page_size=37))
+        assert [json.loads(line) for line in lines] == list(sim.expected_events(start, start + HOUR))
+        assert all(b"\n" not in line for line in lines)
+
+
+def test_event_lines_are_the_apis_own_text_of_each_event(
+    cloud4wi_simulator: Cloud4WiSimulator, hook: Cloud4WiHook
+) -> None:
+    lines = list(hook.iter_event_lines(DAY_START, DAY_START + HOUR))
+    body = requests.get(
+        f"{cloud4wi_simulator.url}/v1/organizations/{cloud4wi_simulator.organization_id}/events",
+        params={"dateStart": "2024-01-02T00:00:00Z", "dateEnd": "2024-01-02T00:59:59Z", "size": 200},
+        headers={"Authorization": f"Bearer {hook.get_token()}"},
+        timeout=5,
+    ).content
+    assert len(lines) == 120
+    assert all(line in body for line in lines)
+
+
+def test_event_lines_are_right_without_msgspec_too(
+    cloud4wi_simulator: Cloud4WiSimulator, hook: Cloud4WiHook, mocker: Any
+) -> None:
+    mocker.patch("airflow_provider_cloud4wi.hooks.cloud4wi.msgspec", None)
+    lines = list(hook.iter_event_lines(DAY_START, DAY_START + 2 * HOUR, page_size=50))
+    assert [json.loads(line) for line in lines] == list(
+        cloud4wi_simulator.expected_events(DAY_START, DAY_START + 2 * HOUR)
+    )
