@@ -341,8 +341,9 @@ def test_a_deferrable_task_run_sleeps_in_the_trigger_until_the_window_settles(
 
     assert run.state == "success"
     assert run.get_task_instance("wait").xcom_pull(task_ids="wait") == 30
-    # Poking would have slept the 30s poke interval after a first, unsettled poke.
-    assert time.monotonic() - started < 20
+    # Poking could not finish before the 30 s poke interval that follows a first, unsettled poke;
+    # the trigger wakes when the window settles (2 s). The margin absorbs a slow, loaded machine.
+    assert time.monotonic() - started < 29
     assert live_simulator.stats["requests"]["organization_events"] == 1
 
 
