@@ -9,7 +9,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -285,11 +285,21 @@ def _token_expiry(token: str) -> float | None:
         return None
 
 
-def _api_message(response: requests.Response) -> str:
+@dataclass(frozen=True)
+class _Reply:
+    """One HTTP reply, its body read whole: what the decoding needs, and nothing of the connection."""
+
+    status_code: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def _api_message(response: _Reply) -> str:
     try:
         body = _loads(response.content)
     except ValueError:
-        text = response.text.strip().replace("\n", " ")
+        text = response.content.decode("utf-8", errors="replace").strip().replace("\n", " ")
         return text[:300] or response.reason or "no message"
     if isinstance(body, dict):
         for key in ("message", "error", "detail", "status"):
@@ -298,7 +308,7 @@ def _api_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-def _retry_after_seconds(response: requests.Response) -> float | None:
+def _retry_after_seconds(response: _Reply) -> float | None:
     header = response.headers.get("Retry-After")
     if not header:
         return None
@@ -591,7 +601,7 @@ class Cloud4WiHook(BaseHook):
         params: dict[str, Any] | None,
         json_body: dict[str, Any] | None,
         authenticated: bool,
-    ) -> requests.Response:
+    ) -> _Reply:
         headers = {"Authorization": f"Bearer {self._current_token()}"} if authenticated else None
         try:
             response = self.session.request(
@@ -606,11 +616,10 @@ class Cloud4WiHook(BaseHook):
             try:
                 # The body in one read: requests' own .content reads it 10 KiB at a time through
                 # urllib3, ~500 Python-level reads for each 5 MB page.
-                response._content = response.raw.read(decode_content=True)
-                response._content_consumed = True  # type: ignore[attr-defined]
+                content = response.raw.read(decode_content=True)
             finally:
                 response.close()  # the body is consumed: this hands the connection back to the pool
-            return response
+            return _Reply(response.status_code, response.reason or "", response.headers, content)
         except (requests.Timeout, urllib3.exceptions.TimeoutError) as err:
             raise Cloud4WiTransientError(f"timed out on {method} {path} ({type(err).__name__})") from None
         except (
@@ -624,7 +633,7 @@ class Cloud4WiHook(BaseHook):
 
     def _decode(
         self,
-        response: requests.Response,
+        response: _Reply,
         method: str,
         path: str,
         authenticated: bool,
