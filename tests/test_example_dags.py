@@ -115,6 +115,17 @@ def hourly_keys(organization_id: str, start: dt.datetime, hours: int) -> list[st
     return [default_key(organization_id, start + n * HOUR, start + (n + 1) * HOUR) for n in range(hours)]
 
 
+def assert_each_hour_stored_once(
+    bucket: BucketView, simulator: Cloud4WiSimulator, first_hour: dt.datetime, hours: int
+) -> None:
+    """The bucket holds exactly one object per hour, each with exactly that hour's events."""
+    keys = hourly_keys(simulator.organization_id, first_hour, hours)
+    assert bucket.keys() == keys
+    for n, key in enumerate(keys):
+        start = first_hour + n * HOUR
+        assert stored_events(bucket, key) == list(simulator.expected_events(start, start + HOUR))
+
+
 @pytest.fixture
 def simulator(cloud4wi_simulator: Cloud4WiSimulator, cloud4wi_conn_id: str) -> Cloud4WiSimulator:
     """The default simulator (2024-01-01 to 2024-01-08), behind connection ``cloud4wi_default``."""
@@ -142,11 +153,7 @@ def test_three_hourly_s3_runs_store_each_hour_once_with_exactly_its_events(
     runs = run_example_hours(run_dag, "cloud4wi_events_to_s3.py", "cloud4wi_events_to_s3", first_hour, 3)
 
     assert [run.state for run in runs] == ["success"] * 3
-    keys = hourly_keys(simulator.organization_id, first_hour, 3)
-    assert s3_bucket.keys() == keys
-    for n, key in enumerate(keys):
-        start = first_hour + n * HOUR
-        assert stored_events(s3_bucket, key) == list(simulator.expected_events(start, start + HOUR))
+    assert_each_hour_stored_once(s3_bucket, simulator, first_hour, 3)
 
 
 def test_three_hourly_gcs_runs_store_each_hour_once_with_exactly_its_events(
@@ -161,11 +168,7 @@ def test_three_hourly_gcs_runs_store_each_hour_once_with_exactly_its_events(
     runs = run_example_hours(run_dag, "cloud4wi_events_to_gcs.py", "cloud4wi_events_to_gcs", first_hour, 3)
 
     assert [run.state for run in runs] == ["success"] * 3
-    keys = hourly_keys(simulator.organization_id, first_hour, 3)
-    assert gcs_bucket.keys() == keys
-    for n, key in enumerate(keys):
-        start = first_hour + n * HOUR
-        assert stored_events(gcs_bucket, key) == list(simulator.expected_events(start, start + HOUR))
+    assert_each_hour_stored_once(gcs_bucket, simulator, first_hour, 3)
 
 
 def test_a_daily_backfill_run_maps_the_day_into_24_hourly_objects_without_gap_or_duplicate(
