@@ -14,13 +14,13 @@ from airflow_provider_cloud4wi._compat import (
     Context,
     default_deferrable,
 )
-from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiApiError, Cloud4WiHook
-from airflow_provider_cloud4wi.sensors._condition import (
+from airflow_provider_cloud4wi.conditions import (
     CHECK_HOOK_KWARGS,
     EventsCondition,
     check_min_events,
     check_settle_delay,
 )
+from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiApiError, Cloud4WiHook
 from airflow_provider_cloud4wi.triggers.events import Cloud4WiEventsTrigger
 
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from airflow_provider_cloud4wi._compat import BaseTrigger, TriggerEvent
+from airflow_provider_cloud4wi.conditions import CHECK_HOOK_KWARGS, EventsCondition
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiApiError, Cloud4WiHook
-from airflow_provider_cloud4wi.sensors._condition import CHECK_HOOK_KWARGS, EventsCondition
 
 
 def _iso(value: dt.datetime | str) -> str:

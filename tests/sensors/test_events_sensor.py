@@ -12,8 +12,8 @@ import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_cloud4wi._compat import AirflowFailException
+from airflow_provider_cloud4wi.conditions import CHECK_MAX_ATTEMPTS
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiApiError, Cloud4WiAuthError
-from airflow_provider_cloud4wi.sensors._condition import CHECK_MAX_ATTEMPTS
 from airflow_provider_cloud4wi.sensors.events import Cloud4WiEventsSensor
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator, Faults
 from airflow_provider_cloud4wi.testing.pytest_plugin import SimulatorFactory

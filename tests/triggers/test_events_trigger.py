@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_cloud4wi.conditions import CHECK_MAX_ATTEMPTS
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
-from airflow_provider_cloud4wi.sensors._condition import CHECK_MAX_ATTEMPTS
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator, Faults
 from airflow_provider_cloud4wi.testing.pytest_plugin import SimulatorFactory
 from airflow_provider_cloud4wi.triggers.events import Cloud4WiEventsTrigger
