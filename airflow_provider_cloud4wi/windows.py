@@ -121,9 +121,5 @@ class Window:
             return None
         return format_api_date(first), format_api_date(last)
 
-    def contains_created_at(self, created_at: str) -> bool:
-        """Tell whether an event's ``when.createdAt`` lies in the window (any ISO 8601 form)."""
-        return self.start <= parse_instant(created_at, "createdAt") < self.end
-
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"

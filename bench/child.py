@@ -22,7 +22,6 @@ _PRELOAD = {
         "orjson",
         "airflow.providers.amazon.aws.hooks.s3",
         "airflow_provider_cloud4wi.transfers.events_to_s3",
-        "bench.prototypes",
     ],
     "B": ["requests", "airflow.providers.amazon.aws.hooks.s3", "airflow_provider_cloud4wi._compat"],
     "C": ["requests", "boto3", "bench.servers"],
@@ -74,25 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simulator-url", required=True)
     parser.add_argument("--moto-url", required=True)
     parser.add_argument("--upload-size", type=int, default=0)
-    parser.add_argument("--proto", default="")
     parser.add_argument("--dlt-nesting", type=int, default=None)
     args = parser.parse_args(argv)
     tree = os.environ.get("BENCH_PACKAGE_TREE")
-    if tree:  # another copy of the package (e.g. with proposals/ applied) before the installed one
+    if tree:  # another copy of the package (e.g. an earlier commit's) before the installed one
         sys.path.insert(0, tree)
     start, end = dt.datetime.fromisoformat(args.start), dt.datetime.fromisoformat(args.end)
-    protos = [name for name in args.proto.split(",") if name]
     params = api_params(start, end)
 
     for module in _PRELOAD[args.variant]:
         importlib.import_module(module)
     if args.variant in ("A", "B"):
         _warm_airflow_runtime()
-    if args.variant == "A" and protos:
-        from bench.prototypes import apply
-
-        apply(protos)
-        protos = []
     gc.collect()
 
     note = ""
@@ -103,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.variant == "A":
             from bench import variant_a
 
-            events, size = variant_a.run(args.bucket, args.key, start, end, protos)
+            events, size = variant_a.run(args.bucket, args.key, start, end)
         elif args.variant == "B":
             from bench import variant_b
 

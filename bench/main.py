@@ -2,7 +2,7 @@
 
 ``python -m bench`` (what ``make bench`` runs) measures, for windows of 10k, 100k and 1M events:
 A, the provider's Cloud4WiEventsToS3Operator; B, the hand-written task; C, the raw limit; D, dlt;
-and "A+..." rows, A with the proposed changes applied as prototypes (bench/prototypes.py).
+and A0, the operator with the package as it was before the speed-up (bench/reference.py).
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from bench.common import (
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 VARIANTS = ("A", "B", "C", "D")
-#: Prototype stacks measured by default (on A0): none since 9ea13b2 applied them to the package.
-DEFAULT_PROTO = "none"
 
 
 def _child_env(sim_url: str, moto_url: str) -> dict[str, str]:
@@ -101,7 +99,6 @@ def run_child(
     sim_url: str,
     moto_url: str,
     upload_size: int = 0,
-    proto: str = "",
     label: str | None = None,
     wrap: list[str] | None = None,
     extra: list[str] | None = None,
@@ -132,7 +129,6 @@ def run_child(
         moto_url,
         "--upload-size",
         str(upload_size),
-        *(["--proto", proto] if proto else []),
         *(extra or []),
     ]
     log = WORK_DIR / "logs" / f"{label}-{size}.log"
@@ -229,9 +225,7 @@ def _write_report(
     skipped: list[str],
     before: str | None = None,
 ) -> str:
-    protos = [label for label in labels if label.startswith("A0+")]
-    aliases = {label: ("A0*" if len(protos) == 1 else f"A0*{i + 1}") for i, label in enumerate(protos)}
-    aliases.update({label: f"A@{i + 1}" for i, label in enumerate(x for x in labels if x.startswith("A@"))})
+    aliases = {label: f"A@{i + 1}" for i, label in enumerate(x for x in labels if x.startswith("A@"))}
 
     def name(label: str) -> str:
         return aliases.get(label, label)
@@ -296,19 +290,9 @@ def _write_report(
         "otherwise (nested objects flattened, one child table).",
         (
             f"- A0: the same operator, but the package as it was at commit {before[:7]} (extracted with "
-            "`git archive`), before the changes of bench/proposals were applied (9ea13b2): the "
-            "before of the before/after."
+            "`git archive`), before the speed-up (9ea13b2): the before of the before/after."
             if before
             else "- A0: not run."
-        ),
-        *(
-            [
-                "- A0+...: A0 with prototypes (bench/prototypes.py): "
-                + ", ".join(f"{name(label)} = `{label}`" for label in protos)
-                + "."
-            ]
-            if protos
-            else []
         ),
         "",
         "## Results (medians)",
@@ -406,13 +390,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per variant and size (medians)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="any of A,B,C,D")
     parser.add_argument(
-        "--proto",
-        action="append",
-        default=None,
-        help="an extra row: A0 (the package before the speed-up) with these prototypes joined by '+' "
-        "(repeatable; bench/prototypes.py patches that earlier code)",
-    )
-    parser.add_argument(
         "--before",
         default=None,
         help="the commit whose package runs as A0, the before of the before/after "
@@ -422,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tree",
         action="append",
         default=[],
-        help="an extra A row importing the package from this directory (e.g. a copy with "
-        "bench/proposals applied); repeatable",
+        help="an extra A row importing the package from this directory (e.g. a copy with a change "
+        "applied); repeatable",
     )
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "results.md")
     parser.add_argument(
@@ -436,7 +413,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s)
     variants = [v for v in args.variants.split(",") if v]
-    protos = [p for p in (args.proto or [DEFAULT_PROTO]) if p and p != "none"]
     from bench.reference import BEFORE_SPEEDUP, tree_at
 
     before_ref = args.before or BEFORE_SPEEDUP
@@ -459,12 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlt: {dlt_info}", flush=True)
 
     labels = [v for v in variants if v in VARIANTS and (v != "D" or dlt_python)]
-    # A first (C uploads as many bytes as A's object for C-min), the prototypes right after A.
+    # A first (C uploads as many bytes as A's object for C-min), A0 right after A.
     a_rows = [label for label in labels if label == "A"]
     if a_rows and before_tree is not None:
-        a_rows += ["A0"] + [f"A0+{p}" for p in protos]
-    elif protos:
-        print(f"no A0 tree ({before_hash}): the prototype rows are left out", flush=True)
+        a_rows.append("A0")
     labels = a_rows + [f"A@{tree}" for tree in args.tree] + [label for label in labels if label != "A"]
     trees: dict[str, str] = {label: str(before_tree) for label in labels if label.startswith("A0")}
     trees.update({f"A@{tree}": tree for tree in args.tree})
@@ -519,7 +493,6 @@ def main(argv: list[str] | None = None) -> int:
                         sim_url=servers.simulator_url,
                         moto_url=servers.moto_url,
                         upload_size=upload,
-                        proto=label[3:] if label.startswith("A0+") else "",
                         label=label if "@" not in label else f"A-tree{args.tree.index(label[2:])}",
                         tree=trees.get(label),
                     )

@@ -1,6 +1,6 @@
 """``python -m bench.profile``: where A's time goes, from a py-spy recording of one child run.
 
-It runs the A child (optionally with prototypes) under ``py-spy record --idle --threads -f raw``
+It runs the A child (this checkout's package, or A0's) under ``py-spy record --idle --threads -f raw``
 against servers started and warmed the same way as the benchmark, then sorts the samples of
 the measured part (under ``bench/variant_a.py``) into categories by the innermost frame that
 matches a rule (JSON parse, re-serialisation, gzip, HTTP read, upload, ...). Each thread is
@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument(
-        "--proto",
+        "--target",
         action="append",
+        choices=("A", "A0"),
         default=None,
-        help="what to profile, repeatable: 'A' (this checkout), 'A0' (the package before the speed-up) "
-        "or A0 prototypes joined by '+' (e.g. gc+isal); default: A0 and A",
+        help="what to profile, repeatable: 'A' (this checkout), 'A0' (the package before the speed-up); "
+        "default: A0 and A",
     )
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "profile.md")
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.servers import running_servers
     from bench.variant_c import raw_pull
 
-    targets = args.proto or ["A0", "A"]
+    targets = args.target or ["A0", "A"]
     before, before_hash = tree_at(BEFORE_SPEEDUP)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     sections = []
@@ -127,11 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         raw_pull(servers.simulator_url, api_params(*window_for(args.size)))
         env = _child_env(servers.simulator_url, servers.moto_url)
         for target in targets:
-            proto = "" if target in ("A", "A0") else target
             tree = None if target == "A" else before
             if target != "A" and tree is None:
                 raise SystemExit(f"cannot extract the package at {BEFORE_SPEEDUP}: {before_hash}")
-            name = target if target in ("A", "A0") else f"A0+{proto}"
+            name = target
             raw = WORK_DIR / f"profile-{name}-{args.size}.txt"
             wrap = [
                 py_spy,
@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
                 env=env,
                 sim_url=servers.simulator_url,
                 moto_url=servers.moto_url,
-                proto=proto,
                 label=f"{name}-profile",
                 tree=str(tree) if tree else None,
                 wrap=[*wrap, "--"],

@@ -1,8 +1,7 @@
 """The package as it was at an earlier commit, extracted from git for a before/after row.
 
 ``make bench`` measures the package of the checkout (A) and, as "A0", the package at the commit
-before the speed-up (9ea13b2 applied bench/proposals), so that the before/after stays reproducible.
-The prototypes of bench/prototypes.py patch that earlier code, so they run on this tree too.
+before the speed-up (commit 9ea13b2), so that the before/after stays reproducible.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from bench.common import REPO_DIR, WORK_DIR
 
-#: The last commit before the proposals of bench/proposals were applied (in 9ea13b2).
+#: The last commit before the speed-up (9ea13b2).
 BEFORE_SPEEDUP = "f2b139c"
 
 

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +19,7 @@ from bench.common import (
     EVENTS_PER_HOUR,
     ORGANIZATION_ID,
 )
-
-_START_TIMEOUT = 60.0
+from devtools.servers import cloud4wi_simulator, moto_server
 
 
 @dataclass(frozen=True)
@@ -38,53 +30,18 @@ class Servers:
     moto_pid: int
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @contextlib.contextmanager
 def running_servers(max_events: int, log_dir: Path) -> Iterator[Servers]:
     """Start the simulator (page cache big enough for every window) and moto; stop both after."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     hours = max_events / EVENTS_PER_HOUR
     data_end = DATA_START + dt.timedelta(hours=hours + 24)
     # Every window size is cached at once: 10k + 100k + 1M events is ~600 MB of rendered JSON.
     cache_mb = max(64, int(max_events * 1.2 * CACHE_BYTES_PER_EVENT / (1024 * 1024)) + 64)
-    sim_port, moto_port = _free_port(), _free_port()
-    sim_cmd = [
-        sys.executable,
-        "-m",
-        "airflow_provider_cloud4wi.testing.simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(sim_port),
+    simulator_options = [
         "--events-per-hour",
         str(EVENTS_PER_HOUR),
         "--data-start",
@@ -104,31 +61,15 @@ def running_servers(max_events: int, log_dir: Path) -> Iterator[Servers]:
         "--scroll-ttl",
         "600",
     ]
-    moto_cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)]
     # A SIGTERM (or a SIGINT where the shell ignores it for background jobs) must still stop both
-    # servers: turn it into SystemExit so the finally below runs.
+    # servers: turn it into SystemExit so that they are stopped on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    with (log_dir / "simulator.log").open("wb") as sim_log, (log_dir / "moto.log").open("wb") as moto_log:
-        sim = subprocess.Popen(sim_cmd, stdout=subprocess.PIPE, stderr=sim_log, stdin=subprocess.DEVNULL)
-        moto = subprocess.Popen(moto_cmd, stdout=moto_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            assert sim.stdout is not None
-            line = sim.stdout.readline().decode()
-            match = re.search(r"listening on (\S+)", line)
-            if not match:
-                raise RuntimeError(f"the simulator did not start: {line!r}; see {log_dir / 'simulator.log'}")
-            sim_url = match.group(1)
-            moto_url = f"http://127.0.0.1:{moto_port}"
-            deadline = time.monotonic() + _START_TIMEOUT
-            while not _answers(moto_url):
-                if moto.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto did not start; see {log_dir / 'moto.log'}")
-                time.sleep(0.1)
-            _create_bucket(moto_url)
-            yield Servers(sim_url, moto_url, sim.pid, moto.pid)
-        finally:
-            _stop(sim)
-            _stop(moto)
+    with (
+        cloud4wi_simulator(log_dir, *simulator_options, name="simulator") as simulator,
+        moto_server(log_dir) as moto,
+    ):
+        _create_bucket(moto.url)
+        yield Servers(simulator.url, moto.url, simulator.process.pid, moto.process.pid)
 
 
 def s3_client(moto_url: str):  # type: ignore[no-untyped-def]

@@ -6,9 +6,6 @@ The operator is built as a DAG file would build it (explicit window, bucket and 
 line a worker runs for the task minus Airflow's task runner around it (the same for every variant
 that runs inside Airflow). Connections come from ``AIRFLOW_CONN_*`` variables set by the
 orchestrator, as a worker would read them from a secrets backend.
-
-``--proto NAME[,NAME...]`` first applies prototypes from :mod:`bench.prototypes` (monkeypatches
-of the package), so each proposed change can be measured before it is applied.
 """
 
 from __future__ import annotations
@@ -17,12 +14,7 @@ import datetime as dt
 from typing import Any
 
 
-def run(bucket: str, key: str, start: dt.datetime, end: dt.datetime, protos: list[str]) -> tuple[int, int]:
-    if protos:
-        from bench.prototypes import apply
-
-        apply(protos)
-
+def run(bucket: str, key: str, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
     from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
 
     operator = Cloud4WiEventsToS3Operator(

@@ -31,18 +31,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO))  # `python demo/run_demo.py` puts only demo/ on the path
+
+from devtools.servers import LocalServer, cloud4wi_simulator, moto_server, tail  # noqa: E402
+
 DEMO_HOME = REPO / ".airflow-demo"
 DAG_ID = "cloud4wi_events_to_s3"
 BUCKET = "cloud4wi-events"
@@ -50,19 +51,8 @@ AWS_REGION = "us-east-1"
 SIMULATOR_SEED = 0
 # `airflow dags test <dag> T` runs the interval that ends at T: [00:00, 01:00), [01:00, 02:00), ...
 LOGICAL_DATES = ("2024-01-02T01:00:00+00:00", "2024-01-02T02:00:00+00:00", "2024-01-02T03:00:00+00:00")
-START_TIMEOUT_SECONDS = 60.0
 RUN_TIMEOUT_SECONDS = 600.0
 _KEY_WINDOW = re.compile(r"events_(\d{8}T\d{6}Z)_(\d{8}T\d{6}Z)\.jsonl\.gz$")
-
-
-@dataclass
-class Service:
-    """A background process this script started, in its own process group."""
-
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
 
 
 @dataclass(frozen=True)
@@ -74,71 +64,6 @@ class StoredObject:
     window_end: dt.datetime
     events: list[dict[str, Any]]
     size: int
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def answers_http(url: str) -> bool:
-    """True when something answers HTTP at ``url``, whatever the status."""
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
-def start_service(name: str, command: list[str], port: int, log_dir: Path) -> Service:
-    """Start ``command`` in a new process group and wait until its port answers HTTP."""
-    log_path = log_dir / f"{name}.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    service = Service(name=name, url=url, process=process, log_path=log_path)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not answers_http(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_service(service)
-            raise RuntimeError(f"{name} did not start; its log {log_path} says:\n{tail(log_path)}")
-        time.sleep(0.2)
-    return service
-
-
-def stop_service(service: Service) -> None:
-    """Stop a service's whole process group: SIGTERM, then SIGKILL after 10 seconds."""
-    if service.process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(service.process.pid, signal.SIGTERM)
-    try:
-        service.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(service.process.pid, signal.SIGKILL)
-        service.process.wait()
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    """The end of a log file."""
-    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
-
-
-@contextlib.contextmanager
-def running(services: list[Service]) -> Iterator[list[Service]]:
-    """Stop every service of the list on the way out, whatever happened."""
-    try:
-        yield services
-    finally:
-        for service in reversed(services):
-            stop_service(service)
 
 
 def airflow_env(simulator_url: str, moto_url: str) -> dict[str, str]:
@@ -262,35 +187,25 @@ def prepare_home() -> Path:
     return logs
 
 
-def start_stand_ins(log_dir: Path) -> list[Service]:
-    """Start the simulator and moto's S3 server, each on a free loopback port."""
-    simulator_port, moto_port = free_port(), free_port()
-    simulator_command = [
-        sys.executable,
-        "-m",
-        "airflow_provider_cloud4wi.testing.simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(simulator_port),
-        "--seed",
-        str(SIMULATOR_SEED),
-    ]
-    moto_command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)]
-    services = [start_service("cloud4wi-simulator", simulator_command, simulator_port, log_dir)]
-    try:
-        services.append(start_service("moto-s3", moto_command, moto_port, log_dir))
-    except BaseException:
-        stop_service(services[0])
-        raise
-    return services
+@contextlib.contextmanager
+def stand_ins(log_dir: Path) -> Iterator[tuple[LocalServer, LocalServer]]:
+    """The simulator and moto's S3 server, each on a free loopback port; both stop on the way out."""
+    # Each in its own process group: a Ctrl-C of --keep-running reaches this script only, which
+    # then stops them.
+    with (
+        cloud4wi_simulator(
+            log_dir, "--seed", str(SIMULATOR_SEED), new_session=True, poll_seconds=0.2
+        ) as simulator,
+        moto_server(log_dir, name="moto-s3", new_session=True, poll_seconds=0.2) as moto,
+    ):
+        yield simulator, moto
 
 
 def run_demo(keep_running: bool) -> None:
     """Everything, in order; the stand-ins stop when it returns or fails."""
     log_dir = prepare_home()
     print(f"Airflow home: {DEMO_HOME} (SQLite)")
-    with running(start_stand_ins(log_dir)) as (simulator, moto):
+    with stand_ins(log_dir) as (simulator, moto):
         print(f"Cloud4Wi simulator: {simulator.url}   moto S3: {moto.url}   bucket: s3://{BUCKET}")
         client = s3_client(moto.url)
         client.create_bucket(Bucket=BUCKET)

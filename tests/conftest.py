@@ -5,10 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# The dev-server helpers (devtools/, at the repo root) whichever way pytest is started.
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.append(_REPO)
 
 # Airflow reads its configuration when first imported: point it at a private home before that.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="cloud4wi-tests-airflow-home-"))

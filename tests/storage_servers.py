@@ -9,110 +9,32 @@ wrapped in a small view that lists, reads and writes objects without the code un
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
+from devtools import servers
+from devtools.servers import LocalServer
+
 AWS_REGION = "us-east-1"
 GCP_PROJECT = "cloud4wi-tests"
-_START_TIMEOUT_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class LocalServer:
-    """A storage server this session started: its base URL and process."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:  # any HTTP status means the server is up
-        return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _serve(name: str, command: list[str], port: int, log_dir: Path) -> Iterator[LocalServer]:
-    """Run ``command`` until the port answers HTTP; kill it afterwards."""
-    log_path = log_dir / f"{name}.log"
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + _START_TIMEOUT_SECONDS
-            while not _answers(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{name} did not start on port {port} ({' '.join(command)}):\n"
-                        + log_path.read_text(errors="replace")[-3000:]
-                    )
-                time.sleep(0.1)
-            yield LocalServer(url=url, process=process)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _venv_script(name: str) -> str:
-    beside_python = Path(sys.executable).with_name(name)
-    found = str(beside_python) if beside_python.exists() else shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} is not installed in this environment.")
-    return found
 
 
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """moto's standalone server (S3 and the rest of AWS), for the whole session."""
-    port = _free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    with _serve("moto", command, port, tmp_path_factory.mktemp("moto")) as server:
+    with servers.moto_server(tmp_path_factory.mktemp("moto")) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """The gcp-storage-emulator, in memory, for the whole session."""
-    port = _free_port()
-    command = [
-        _venv_script("gcp-storage-emulator"),
-        "start",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--in-memory",
-        "--quiet",
-    ]
-    with _serve("gcs", command, port, tmp_path_factory.mktemp("gcs")) as server:
+    with servers.gcs_emulator(tmp_path_factory.mktemp("gcs")) as server:
         yield server
 
 
