@@ -12,7 +12,7 @@ import contextlib
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +34,7 @@ __all__ = ["Cloud4WiEventsTransferBaseOperator", "Cloud4WiStorageError", "Object
 _KEY_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 # Longest first, so ``a.jsonl.gz`` splits as ``a`` + ``.jsonl.gz`` rather than ``a.jsonl`` + ``.gz``.
 _KNOWN_EXTENSIONS = (".jsonl.gz", ".ndjson.gz", ".json.gz", ".jsonl", ".ndjson", ".json", ".gz")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Cloud4WiStorageError(AirflowException):
@@ -242,16 +243,27 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             )
         return bucket.strip()
 
-    def _key(self, hook: Cloud4WiHook, window: Window) -> str:
+    def _given_key(self) -> str | None:
+        """The object name the user gave, checked; None when the default key is to be used."""
         key = getattr(self, self.key_field)
-        if key is None or (isinstance(key, str) and not key.strip()):
-            return default_key(hook.resolve_organization_id(self.organization_id), window, self.compression)
-        if not isinstance(key, str) or key.startswith("/") or key.endswith("/"):
+        if key is None:
+            return None
+        example = "an object name such as 'exports/events.jsonl.gz'"
+        # A template that renders to nothing is a mistake in it, not a request for the default key.
+        if not isinstance(key, str) or not key.strip():
             raise ValueError(
-                f"{self.key_field} must be an object name such as 'exports/events.jsonl.gz' (no leading "
-                f"or trailing '/'), not {key!r}."
+                f"{self.key_field} rendered to {key!r}: give {example}, or leave {self.key_field} unset "
+                "(None) for the default key."
             )
-        return key
+        if _CONTROL_CHARACTERS.search(key):
+            problem = "it contains a control character (newline, tab, ...); remove it"
+        elif key.startswith("/") or key.endswith("/"):
+            problem = "remove the leading or trailing '/'"
+        elif any(segment in (".", "..") for segment in key.split("/")):
+            problem = "it has a '.' or '..' path segment; spell the path without them"
+        else:
+            return key
+        raise ValueError(f"{self.key_field} must be {example}, not {key!r}: {problem}.")
 
     # ----------------------------------------------------------------------------- the run
     def execute(self, context: Context) -> dict[str, Any]:
@@ -259,9 +271,10 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         started = time.monotonic()
         window = self._window()
         bucket = self._bucket()
+        key = self._given_key()
         hook = Cloud4WiHook(self.cloud4wi_conn_id, **self.hook_params)
         try:
-            keys, event_count, size = self._export(hook, window, bucket, started)
+            keys, event_count, size = self._export(hook, window, bucket, key, started)
         finally:
             hook.close()
         objects = [self.uri(bucket, key) for key in keys]
@@ -285,18 +298,25 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         }
 
     def _export(
-        self, hook: Cloud4WiHook, window: Window, bucket: str, started: float
+        self, hook: Cloud4WiHook, window: Window, bucket: str, key: str | None, started: float
     ) -> tuple[list[str], int, int]:
         """Do the run's storage and API work; return the keys written, the events and the bytes."""
-        names = ObjectNames.from_key(self._key(hook, window))
+        if key is None:
+            key = default_key(hook.resolve_organization_id(self.organization_id), window, self.compression)
+        names = ObjectNames.from_key(key)
         # Listing first also fails fast on a missing bucket or missing rights, before the pull.
         previous = self._list_owned(bucket, names)
         self.log.info("Exporting Cloud4Wi events of %s to %s.", window, self.uri(bucket, names.key))
-        with write_parts(
-            self._events(hook, window),
-            compression=self.compression,
-            max_events_per_file=self.max_events_per_file,
-        ) as parts:
+        events = self._events(hook, window)
+        # Closed at once when the writer fails, so the pull stops instead of running on.
+        with (
+            contextlib.closing(events),
+            write_parts(
+                events,
+                compression=self.compression,
+                max_events_per_file=self.max_events_per_file,
+            ) as parts,
+        ):
             event_count = sum(part.events for part in parts)
             self._log_pull(hook, window, parts, started)
             if event_count == 0 and not self.write_empty:
@@ -309,9 +329,10 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self._delete_stale(bucket, [name for name in previous if name not in written])
         return keys, event_count, size
 
-    def _events(self, hook: Cloud4WiHook, window: Window) -> Iterator[bytes]:
+    def _events(self, hook: Cloud4WiHook, window: Window) -> Generator[bytes, None, None]:
         # Lines rather than dicts: each event's JSON goes to the file without being rebuilt and
-        # re-serialised. The pull runs a page ahead of the writer, in a thread of its own.
+        # re-serialised. The pull runs a page ahead of the writer, in a thread of its own; if the
+        # writer gives up, closing the session stops the pull from keeping its connections.
         return prefetched(
             hook.iter_event_lines(
                 window.start,
@@ -322,6 +343,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
                 page_size=self.page_size,
             ),
             batch=self.page_size,
+            on_abandon=hook.session.close,
         )
 
     def _log_pull(self, hook: Cloud4WiHook, window: Window, parts: list[PartFile], started: float) -> None:
