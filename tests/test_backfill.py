@@ -5,6 +5,12 @@ AIRFLOW_HOME: the api-server (whose execution API the tasks talk to), the dag-pr
 scheduler with the LocalExecutor, on SQLite. ``airflow backfill create`` then asks for six hourly
 runs of 2024-01-02, and the test waits for the scheduler to finish them and compares every
 hour's object with the simulator's events: no hour missing, none twice, no event lost or doubled.
+
+SQLite takes one writer at a time, so on a busy machine a component can hold the write lock longer
+than a client is willing to wait. The test therefore gives every connection a long busy timeout
+(``?timeout=`` in the SQLAlchemy URL), switches the database to WAL (readers no longer block the
+writer), retries a CLI call that still fails with "database is locked" a bounded number of times,
+and waits on states (DAG parsed, scheduler running, runs finished) with generous deadlines.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import datetime as dt
 import gzip
 import json
+import logging
 import os
 import shutil
 import signal
@@ -23,7 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +48,18 @@ FIRST_HOUR = dt.datetime(2024, 1, 2, 0, tzinfo=UTC)
 HOURS = 6
 # Logical dates are the intervals' starts; --to-date is inclusive, so this is six runs.
 LAST_LOGICAL_DATE = FIRST_HOUR + (HOURS - 1) * HOUR
-STARTUP_TIMEOUT_SECONDS = 180.0
-BACKFILL_TIMEOUT_SECONDS = 480.0
-CLI_TIMEOUT_SECONDS = 180.0
+# Generous deadlines: they only bound a hung deployment; a healthy one returns as soon as it is ready.
+STARTUP_TIMEOUT_SECONDS = 420.0
+BACKFILL_TIMEOUT_SECONDS = 900.0
+CLI_TIMEOUT_SECONDS = 300.0
+# How long a SQLite connection waits for the write lock before "database is locked" (default 5 s).
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
+# A CLI call that fails with a transient lock is retried this many times, backing off 2, 4, 8... s.
+LOCK_RETRIES = 5
+LOCK_BACKOFF_SECONDS = 2.0
+LOCKED = "database is locked"
+
+log = logging.getLogger(__name__)
 
 
 def _airflow_major() -> int:
@@ -86,19 +102,41 @@ class AirflowDeployment:
         """Where the output of a component or command goes."""
         return self.home / f"{name}.out"
 
-    def run(self, name: str, *args: str) -> None:
-        """Run an ``airflow`` command to completion; fail the test with its output if it fails."""
-        with self.log(name).open("wb") as out:
-            done = subprocess.run(
-                [self.airflow, *args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=CLI_TIMEOUT_SECONDS,
-                check=False,
-            )
-        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{_tail(self.log(name))}"
+    def run(self, name: str, *args: str, done_already: Callable[[], bool] | None = None) -> None:
+        """Run an ``airflow`` command to completion; fail the test with its output if it fails.
+
+        A failure caused by a transient SQLite lock is retried up to ``LOCK_RETRIES`` times with an
+        exponential backoff, each retry logged; every attempt's output is kept in its own log. When
+        ``done_already`` says a failed attempt's effect was committed anyway, it is not repeated.
+        """
+        command = f"airflow {' '.join(args)}"
+        for attempt in range(LOCK_RETRIES + 1):
+            output = self.log(name if attempt == 0 else f"{name}.retry{attempt}")
+            with output.open("wb") as out:
+                done = subprocess.run(
+                    [self.airflow, *args],
+                    env=self.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=CLI_TIMEOUT_SECONDS,
+                    check=False,
+                )
+            if done.returncode == 0:
+                return
+            locked = LOCKED in output.read_text(errors="replace")
+            if not locked or attempt == LOCK_RETRIES:
+                break
+            if done_already is not None and done_already():
+                log.warning("%s failed on %r but its effect was committed; not retrying", command, LOCKED)
+                return
+            backoff = LOCK_BACKOFF_SECONDS * 2**attempt
+            log.warning(
+                "%s failed with %r (attempt %d of %d); retrying in %.0f s",
+                command, LOCKED, attempt + 1, LOCK_RETRIES + 1, backoff,
+            )  # fmt: skip
+            time.sleep(backoff)
+        raise AssertionError(f"{command} failed (attempt {attempt + 1}):\n{_tail(output)}")
 
     def start(self, name: str, *args: str) -> None:
         """Start a long-running component in its own process group."""
@@ -135,9 +173,18 @@ class AirflowDeployment:
         return "\n".join(f"--- {name}:\n{_tail(self.log(name), 2500)}" for name in self.processes)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the metadata database directly (cheaper than a CLI call per poll)."""
-        with contextlib.closing(sqlite3.connect(self.home / "airflow.db", timeout=30)) as db:
-            return list(db.execute(sql, params).fetchall())
+        """Read (or, in a transaction of its own, change) the metadata database directly."""
+        for attempt in range(LOCK_RETRIES + 1):
+            try:
+                db = sqlite3.connect(self.home / "airflow.db", timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+                with contextlib.closing(db), db:
+                    return list(db.execute(sql, params).fetchall())
+            except sqlite3.OperationalError as error:
+                if LOCKED not in str(error) or attempt == LOCK_RETRIES:
+                    raise
+                log.warning("query %r: %s (attempt %d); retrying", sql, error, attempt + 1)
+                time.sleep(LOCK_BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
 
 
 def deployment_env(
@@ -151,7 +198,13 @@ def deployment_env(
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # SQLAlchemy's pysqlite (and aiosqlite) dialect passes ``timeout`` to sqlite3.connect:
+            # the busy timeout of every sync and async engine of every component. (Airflow 3.3
+            # cannot take it from [database] sql_alchemy_engine_args: it passes its own
+            # connect_args beside them, and sql_alchemy_connect_args is an import path.)
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+                f"sqlite:///{home / 'airflow.db'}?timeout={SQLITE_BUSY_TIMEOUT_SECONDS}"
+            ),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # SQLite takes one writer at a time. On Airflow 3 tasks write through the api-server, so
             # the writers are three processes whatever the parallelism: 4 slots run the DAG's
@@ -200,6 +253,8 @@ def deployment(
     env = deployment_env(home, api_port, cloud4wi_simulator, moto_server.url, s3_bucket.name)
     airflow = AirflowDeployment(home=home, env=env)
     airflow.run("db-migrate", "db", "migrate")
+    # WAL is a property of the database file: every component's connection uses it from now on.
+    assert airflow.query("PRAGMA journal_mode=WAL") == [("wal",)]
     try:
         airflow.start(
             "api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"
@@ -223,14 +278,40 @@ def _answers(url: str) -> bool:
 
 
 def wait_until_ready(airflow: AirflowDeployment, api_url: str) -> None:
-    """Wait until the api-server answers and the dag-processor has stored the DAG."""
+    """Wait until the api-server answers, the dag-processor has stored the DAG and the scheduler runs."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while True:
         airflow.check_alive()
-        if _answers(api_url) and airflow.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID):
+        if (
+            _answers(api_url)
+            and airflow.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID)
+            and airflow.query("SELECT 1 FROM dag WHERE dag_id = ? AND NOT is_paused", DAG_ID)
+            and airflow.query("SELECT 1 FROM job WHERE job_type = 'SchedulerJob' AND state = 'running'")
+        ):
             return
         assert time.monotonic() < deadline, f"Airflow did not get ready:\n{airflow.diagnostics()}"
         time.sleep(1)
+
+
+def backfill_created(airflow: AirflowDeployment) -> bool:
+    """Whether a failed ``backfill create`` committed its backfill and all its runs anyway.
+
+    Airflow commits the backfill before its runs and removes it again when creating a run hits a
+    lock; should that removal have failed too, the partial backfill is removed here (as Airflow
+    would) so that the retry does not fail with "already running backfill".
+    """
+    backfills = airflow.query("SELECT id FROM backfill WHERE dag_id = ?", DAG_ID)
+    if not backfills:
+        return False
+    runs = airflow.query("SELECT COUNT(*) FROM dag_run WHERE dag_id = ? AND run_type = 'backfill'", DAG_ID)
+    if len(backfills) == 1 and runs == [(HOURS,)]:
+        return True
+    log.warning("removing partial backfills %s (%s runs) before the retry", backfills, runs)
+    for (backfill_id,) in backfills:
+        airflow.query("DELETE FROM backfill_dag_run WHERE backfill_id = ?", backfill_id)
+        airflow.query("DELETE FROM dag_run WHERE backfill_id = ?", backfill_id)
+        airflow.query("DELETE FROM backfill WHERE id = ?", backfill_id)
+    return False
 
 
 def backfill_run_states(airflow: AirflowDeployment) -> list[str]:
@@ -273,6 +354,7 @@ def test_a_six_hour_backfill_run_by_the_scheduler_exports_every_hour_once(
         FIRST_HOUR.isoformat(),
         "--to-date",
         LAST_LOGICAL_DATE.isoformat(),
+        done_already=lambda: backfill_created(deployment),
     )
 
     states = wait_for_backfill(deployment)
