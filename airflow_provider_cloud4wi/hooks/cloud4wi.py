@@ -8,6 +8,7 @@ import gc
 import ipaddress
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,6 +145,8 @@ _DEFAULT_TIMEOUT_SECONDS = 60.0
 _CONNECT_TIMEOUT_SECONDS = 10.0
 _TOKEN_LIFETIME_WITHOUT_EXP = dt.timedelta(days=1)
 _TOKEN_RENEWAL_MARGIN_SECONDS = 60.0
+#: What an organization or customer id may be: it becomes a path segment of the request.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 log = logging.getLogger(__name__)
@@ -168,6 +171,10 @@ class Cloud4WiTransientError(AirflowException):
         super().__init__(reason)
         self.retry_after = retry_after
         self.immediate = immediate
+
+
+class _MalformedReply(Cloud4WiApiError):
+    """A complete 200 reply that is not the JSON asked for (an HTML page, absurd nesting...)."""
 
 
 class _ScrollLost(Cloud4WiTransientError):
@@ -201,15 +208,15 @@ class PullStats:
 class _Settings:
     base_url: str
     client_key: str | None
-    client_secret: str | None
+    client_secret: str | None = field(repr=False)
     organization_id: str | None
-    token: str | None
+    token: str | None = field(repr=False)
     timeout: float
 
 
 @dataclass
 class _Token:
-    value: str
+    value: str = field(repr=False)
     renew_after: float  # time.time() after which a new login is due
     from_login: bool
 
@@ -265,6 +272,17 @@ def _is_canonical_utc(created_at: str) -> bool:
     return len(created_at) == 20 and created_at[19] == "Z"
 
 
+def _check_id(value: Any, name: str) -> str:
+    """Return ``value`` as an id fit for a URL path segment, or fail naming ``name``."""
+    text = value if isinstance(value, str) else str(value)
+    if not _ID_PATTERN.fullmatch(text):
+        raise ValueError(
+            f"{name} {text[:60]!r} is not an id: use 1 to 128 letters, digits, '-' or '_', starting with "
+            "a letter or digit, as shown in the Cloud4Wi console."
+        )
+    return text
+
+
 def _is_loopback(hostname: str) -> bool:
     if hostname.lower() in _LOOPBACK_NAMES:
         return True
@@ -295,6 +313,11 @@ class _Reply:
     content: bytes
 
 
+def _excerpt(data: bytes) -> str:
+    """The first 100 bytes of a body, as printable text, for error messages."""
+    return repr(data[:100].decode("utf-8", errors="replace"))
+
+
 def _api_message(response: _Reply) -> str:
     try:
         body = _loads(response.content)
@@ -306,6 +329,16 @@ def _api_message(response: _Reply) -> str:
             if body.get(key):
                 return str(body[key])[:300]
     return str(body)[:300]
+
+
+def _redirect_message(method: str, path: str, response: _Reply | requests.Response) -> str:
+    """Why a 3xx reply is refused rather than followed, and where it pointed."""
+    location = response.headers.get("Location") or "(none)"
+    return (
+        f"Cloud4Wi answered {method} {path} with a redirect (HTTP {response.status_code}, Location: "
+        f"{location[:200]}), which is never followed so that credentials go nowhere else; check the "
+        "connection's host (API base URL)."
+    )
 
 
 def _retry_after_seconds(response: _Reply) -> float | None:
@@ -430,12 +463,16 @@ class Cloud4WiHook(BaseHook):
             return None if value in ("", None) else value
 
         base_url = self._base_url(conn.host, conn.port, bool(extra_value("allow_insecure_http")))
-        token = extra_value("token")
-        if token:
-            mask_secret(token)
-        if conn.password:
-            mask_secret(conn.password)
-        if not token and not (conn.login and conn.password):
+        for pasted in (conn.password, extra_value("token")):  # also as pasted: Airflow may print those
+            if pasted:
+                mask_secret(str(pasted))
+        token = self._credential(extra_value("token"), "extra 'token' (pre-issued JWT)")
+        client_key = self._credential(conn.login, "login (client key)")
+        client_secret = self._credential(conn.password, "password (client secret)")
+        for secret in (token, client_secret):
+            if secret:
+                mask_secret(secret)
+        if not token and not (client_key and client_secret):
             raise ValueError(
                 f"Connection '{self.cloud4wi_conn_id}' has no credentials: set its login to the client key "
                 "and its password to the client secret (or put a pre-issued JWT in the extra's 'token')."
@@ -450,12 +487,29 @@ class Cloud4WiHook(BaseHook):
             ) from None
         return _Settings(
             base_url=base_url,
-            client_key=conn.login or None,
-            client_secret=conn.password or None,
+            client_key=client_key,
+            client_secret=client_secret,
             organization_id=str(extra_value("organization_id")) if extra_value("organization_id") else None,
-            token=str(token) if token else None,
+            token=token,
             timeout=timeout_seconds,
         )
+
+    def _credential(self, value: Any, name: str) -> str | None:
+        """
+        A credential with the whitespace a paste adds around it removed; None when empty.
+
+        Whitespace or control characters inside it are refused: they cannot be part of a key, a
+        secret or a JWT, and would otherwise surface as a refused login or a malformed header.
+        """
+        if value is None:
+            return None
+        text = str(value).strip()
+        if any(char.isspace() or not char.isprintable() for char in text):
+            raise ValueError(
+                f"Connection '{self.cloud4wi_conn_id}' {name} holds whitespace or a control character "
+                "inside it; paste it again exactly as issued, on one line."
+            )
+        return text or None
 
     def _base_url(self, host: str | None, port: int | None, allow_insecure_http: bool) -> str:
         raw = (host or DEFAULT_BASE_URL).strip().rstrip("/")
@@ -544,13 +598,19 @@ class Cloud4WiHook(BaseHook):
         if token is None or not token.from_login:
             return
         try:
-            self.session.post(
+            response = self.session.post(
                 self.settings.base_url + _LOGOUT_PATH,
                 headers={"Authorization": f"Bearer {token.value}"},
                 timeout=self._timeout(),
+                allow_redirects=False,
             )
         except requests.RequestException as err:
             self.log.warning("Cloud4Wi logout failed (%s); the token expires by itself.", type(err).__name__)
+            return
+        if 300 <= response.status_code < 400:
+            self.log.warning(
+                "Cloud4Wi logout not done: %s", _redirect_message("POST", _LOGOUT_PATH, response)
+            )
 
     def close(self) -> None:
         """Log out and close the HTTP session."""
@@ -612,6 +672,8 @@ class Cloud4WiHook(BaseHook):
                 headers=headers,
                 timeout=self._timeout(),
                 stream=True,
+                # A redirect would resend the secret or the token to wherever Location points.
+                allow_redirects=False,
             )
             try:
                 # The body in one read: requests' own .content reads it 10 KiB at a time through
@@ -630,6 +692,12 @@ class Cloud4WiHook(BaseHook):
             raise Cloud4WiTransientError(
                 f"connection dropped on {method} {path} ({type(err).__name__})"
             ) from None
+        except requests.RequestException as err:
+            # Only the type: the text of requests' errors can quote headers or URLs, so credentials.
+            raise Cloud4WiApiError(
+                f"Could not send {method} {path} ({type(err).__name__}); check the connection's host "
+                "(API base URL), login, password and extra."
+            ) from None
 
     def _decode(
         self,
@@ -641,12 +709,27 @@ class Cloud4WiHook(BaseHook):
         raw_events: bool = False,
     ) -> Any:
         status = response.status_code
+        if 300 <= status < 400:
+            raise Cloud4WiApiError(_redirect_message(method, path, response), http_status=status)
         if status == 200:
+            content = response.content
             try:
                 if raw_events and msgspec is not None:
-                    return _parse_raw_page(response.content)
-                return _parse(response.content)
-            except ValueError:
+                    return _parse_raw_page(content)
+                return _parse(content)
+            except (ValueError, RecursionError) as err:
+                # A body cut short is worth another try; one that is whole but not JSON never heals.
+                if isinstance(err, RecursionError) or "depth" in str(err):
+                    raise _MalformedReply(
+                        f"{method} {path} returned JSON nested too deeply to read: {_excerpt(content)}",
+                        http_status=status,
+                    ) from None
+                if content.lstrip()[:1] not in (b"{", b"["):
+                    raise _MalformedReply(
+                        f"{method} {path} returned a body that is not JSON (is the host really the Cloud4Wi "
+                        f"API?): {_excerpt(content)}",
+                        http_status=status,
+                    ) from None
                 raise Cloud4WiTransientError(
                     f"truncated or malformed JSON body on {method} {path} ({len(response.content)} bytes)"
                 ) from None
@@ -724,7 +807,13 @@ class Cloud4WiHook(BaseHook):
                 f'No organization id: pass organization_id, or set "organization_id" in the extra of '
                 f"connection '{self.cloud4wi_conn_id}'."
             )
-        return str(org)
+        return _check_id(org, "organization_id")
+
+    @staticmethod
+    def check_customer_id(customer_id: str | None) -> None:
+        """Refuse a customer id that is not None and not an id (``""`` included: None means all)."""
+        if customer_id is not None:
+            _check_id(customer_id, "customer_id")
 
     @staticmethod
     def normalize_event_types(event_types: Sequence[str] | str | None) -> str | None:
@@ -738,8 +827,11 @@ class Cloud4WiHook(BaseHook):
             return None
         types = [event_types] if isinstance(event_types, str) else list(event_types)
         types = [t.strip() for item in types for t in str(item).split(",") if t.strip()]
-        if not types:
-            return None
+        if not types:  # blank is a mistake, not a request for every type
+            raise ValueError(
+                f"event_types {event_types!r} holds no event type: "
+                "give at least one event type, or None for all."
+            )
         unknown = sorted(set(types) - KNOWN_EVENT_TYPES)
         if unknown:
             raise ValueError(f"Unknown event type(s) {unknown}; known types are {sorted(KNOWN_EVENT_TYPES)}.")
@@ -823,6 +915,7 @@ class Cloud4WiHook(BaseHook):
         self.check_page_size(page_size)
         types_param = self.normalize_event_types(event_types)
         org = self.resolve_organization_id(organization_id)
+        self.check_customer_id(customer_id)
         stats = PullStats()
         self.last_pull = stats
         bounds = window.api_bounds()
@@ -883,6 +976,11 @@ class Cloud4WiHook(BaseHook):
             return
         first, last = bounds
         for event in events:
+            if not isinstance(event, dict):
+                where = f"Events page {stats.pages}" if stats.pages else "The events reply"
+                raise Cloud4WiApiError(
+                    f"{where} holds an event that is not a JSON object: {_excerpt(_dumps(event))}"
+                )
             created_at = _created_at(event)
             key = created_at if _is_canonical_utc(created_at) else self._canonical(created_at)
             if not first <= key <= last:
@@ -1012,7 +1110,12 @@ class Cloud4WiHook(BaseHook):
             return page, sent is None
 
         while True:
-            page, from_fresh_query = self._with_retries(f"events page {stats.pages + 1}", next_page, stats)
+            try:
+                page, from_fresh_query = self._with_retries(
+                    f"events page {stats.pages + 1}", next_page, stats
+                )
+            except _MalformedReply as err:
+                raise Cloud4WiApiError(f"Events page {stats.pages + 1}: {err}", http_status=200) from None
             events: list[Any] = page["events"]
             self._page_done(stats, org, last_progress)
             delivered_before = stats.events
@@ -1055,6 +1158,7 @@ class Cloud4WiHook(BaseHook):
         self.check_page_size(limit)
         types_param = self.normalize_event_types(event_types)
         org = self.resolve_organization_id(organization_id)
+        self.check_customer_id(customer_id)
         bounds = window.api_bounds()
         if bounds is None:
             return 0
@@ -1079,6 +1183,8 @@ class Cloud4WiHook(BaseHook):
             seen = self.count_events(
                 now - dt.timedelta(days=1), now, limit=1, organization_id=org, max_attempts=2
             )
+        except requests.RequestException as err:  # its text can quote headers or URLs: only the type
+            return False, f"{type(err).__name__}: check the connection's host, login, password and extra."
         except Exception as err:
             return False, f"{type(err).__name__}: {err}"
         finally:
