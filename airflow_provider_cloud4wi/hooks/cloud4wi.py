@@ -568,6 +568,15 @@ class Cloud4WiHook(BaseHook):
         expiry = _token_expiry(value)
         return _Token(value=value, renew_after=expiry if expiry else float("inf"), from_login=False)
 
+    def _server_message(self, response: _Reply) -> str:
+        """The API's message with every known secret blanked out: a server may echo the request."""
+        message = _api_message(response)
+        secrets = (self.settings.client_secret, self.settings.token, self._token and self._token.value)
+        for secret in secrets:
+            if secret:
+                message = message.replace(secret, "***")
+        return message
+
     def _login(self) -> _Token:
         settings = self.settings
         # No retry loop of its own: every caller already runs inside one (see _with_retries).
@@ -645,8 +654,8 @@ class Cloud4WiHook(BaseHook):
             if not self._can_login():
                 raise Cloud4WiAuthError(
                     f"Cloud4Wi refused the pre-issued token of connection '{self.cloud4wi_conn_id}' "
-                    f"(HTTP 401: {_api_message(response)}). Issue a new one, or set the client key and "
-                    "secret as the connection's login and password so the hook can log in itself.",
+                    f"(HTTP 401: {self._server_message(response)}). Issue a new one, or set the client key "
+                    "and secret as the connection's login and password so the hook can log in itself.",
                     http_status=401,
                 )
             self.log.info("Cloud4Wi answered 401 on %s; logging in again and repeating it once.", path)
@@ -739,7 +748,7 @@ class Cloud4WiHook(BaseHook):
             )
         if status >= 500 or status in (408, 425):
             raise Cloud4WiTransientError(f"HTTP {status} on {method} {path}")
-        message = _api_message(response)
+        message = self._server_message(response)
         if status == 401:
             hint = (
                 "Check the connection's login (client key) and password (client secret), and that the key "

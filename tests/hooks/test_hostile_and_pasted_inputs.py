@@ -267,3 +267,26 @@ def test_a_malformed_page_fails_at_once_naming_the_page_and_the_body(
     assert shown in str(raised.value)
     assert len(str(raised.value)) < 600
     assert len(server.requests) == 1
+
+
+# ---------------------------------------------------------------------------------------- echoes
+def test_a_server_message_echoing_the_client_secret_is_redacted(
+    serve: Callable[..., _Server], set_connection: Callable[..., str]
+) -> None:
+    echoing = serve(400, b'{"message": "bad login body: clientSecret=the-client-secret"}')
+    hook = _hook(set_connection, echoing.url)
+    with pytest.raises(Cloud4WiApiError, match=r"HTTP 400") as raised:
+        list(hook.iter_events(DAY_START, DAY_START + HOUR))
+    assert "the-client-secret" not in str(raised.value)
+    assert "clientSecret=***" in str(raised.value)
+
+
+def test_a_server_message_echoing_the_token_is_redacted(
+    serve: Callable[..., _Server], set_connection: Callable[..., str]
+) -> None:
+    echoing = serve(403, b'{"message": "token a.b.c is not allowed here"}')
+    hook = _hook(set_connection, echoing.url, login=None, password=None, extra={"token": "a.b.c"})
+    with pytest.raises(Cloud4WiApiError, match=r"HTTP 403") as raised:
+        list(hook.iter_events(DAY_START, DAY_START + HOUR, organization_id="org1"))
+    assert "a.b.c" not in str(raised.value)
+    assert "token *** is not allowed" in str(raised.value)
