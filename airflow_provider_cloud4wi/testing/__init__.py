@@ -4,8 +4,8 @@
 and ``Faults`` switches error injection on and off at runtime. The pytest fixtures live in
 ``airflow_provider_cloud4wi.testing.pytest_plugin`` (load it with ``pytest_plugins``).
 
-The names are imported lazily so that ``python -m airflow_provider_cloud4wi.testing.simulator``
-does not import the simulator module twice.
+The names are imported lazily, so that importing this package (or the pytest plugin's module
+path) does not start loading the simulator package, its HTTP server and PyJWT until they are used.
 """
 
 from __future__ import annotations

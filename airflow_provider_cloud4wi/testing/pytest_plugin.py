@@ -6,8 +6,9 @@ Load the plugin explicitly (it is not registered as an entry point)::
 
 ``cloud4wi_simulator`` gives a started simulator with the default configuration;
 ``cloud4wi_simulator_factory`` starts as many as a test needs, each with its own overrides, e.g.
-``cloud4wi_simulator_factory(scroll_ttl=0.5, faults=Faults(rate_limit=0.2))``. Every simulator
-started by a fixture is stopped when the test ends.
+``cloud4wi_simulator_factory(scroll_ttl=0.5, faults=Faults(rate_limit=0.2))`` or
+``cloud4wi_simulator_factory(faults=Faults(latency_ms=250, max_concurrent_requests=3))``. Every
+simulator started by a fixture is stopped when the test ends.
 """
 
 from __future__ import annotations
