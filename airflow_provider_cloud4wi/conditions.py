@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from airflow_provider_cloud4wi.hooks.cloud4wi import MAX_PAGE_SIZE, Cloud4WiHook, Cloud4WiTransientError
+from airflow_provider_cloud4wi.api.protocol import MAX_PAGE_SIZE, normalize_event_types
+from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook, Cloud4WiTransientError
 from airflow_provider_cloud4wi.windows import Window
 
 #: Attempts one check may make: enough to ride out a blip, few enough to keep a poke short.
@@ -62,7 +63,7 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _event_types(event_types: Sequence[str] | str | None) -> tuple[str, ...] | None:
-    joined = Cloud4WiHook.normalize_event_types(event_types)
+    joined = normalize_event_types(event_types)
     return tuple(joined.split(",")) if joined else None
 
 

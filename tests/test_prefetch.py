@@ -90,6 +90,7 @@ def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
 ) -> None:
     import requests
 
+    from airflow_provider_cloud4wi.api.pull import EventPull, PullStats
     from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
     from airflow_provider_cloud4wi.transfers import base
     from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
@@ -101,12 +102,15 @@ def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
         session_closed.set()
         real_close(session)
 
-    def lines(hook: Cloud4WiHook, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+    def blocked_pull(hook: Cloud4WiHook) -> Iterator[bytes]:
         # A request that only ends when its session is closed (or after 10 s).
         hook.session  # noqa: B018 - the session the pull reads from
         yield b'{"event": {"type": "visit", "id": "1"}}'
         session_closed.wait(10)
         yield b'{"event": {"type": "visit", "id": "2"}}'
+
+    def lines(hook: Cloud4WiHook, *args: Any, **kwargs: Any) -> EventPull[bytes]:
+        return EventPull(blocked_pull(hook), PullStats())
 
     failed_at: list[float] = []
 

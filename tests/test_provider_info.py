@@ -46,6 +46,7 @@ def test_the_connection_form_offers_the_extra_fields(providers_manager: Any) -> 
         "extra__cloud4wi__organization_id",
         "extra__cloud4wi__token",
         "extra__cloud4wi__timeout",
+        "extra__cloud4wi__max_reply_mb",
         "extra__cloud4wi__allow_insecure_http",
     }
 

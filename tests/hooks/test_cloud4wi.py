@@ -101,7 +101,7 @@ def test_a_window_holding_no_whole_second_sends_no_request(
 def test_events_are_fetched_one_page_at_a_time(
     cloud4wi_simulator: Cloud4WiSimulator, hook: Cloud4WiHook
 ) -> None:
-    events = hook.iter_events(DAY_START, DAY_START + 10 * HOUR, page_size=50)
+    events = hook.iter_events(DAY_START, DAY_START + 10 * HOUR, page_size=50, max_concurrency=1)
     next(events)
     assert cloud4wi_simulator.stats["pages_served"] == 1
     rest = list(events)
@@ -114,10 +114,10 @@ def test_scrolls_that_expire_on_every_continuation_still_yield_every_event(
 ) -> None:
     sim = cloud4wi_simulator_factory(faults=Faults(expire_every_continuation=True))
     hook = hook_for(sim)
-    got = pull(hook, DAY_START, DAY_START + 4 * HOUR, page_size=25)
+    events = hook.iter_events(DAY_START, DAY_START + 4 * HOUR, page_size=25, max_concurrency=1)
+    got = list(events)
     assert got == list(sim.expected_events(DAY_START, DAY_START + 4 * HOUR))
-    assert hook.last_pull is not None
-    assert hook.last_pull.resumes >= 4 * 120 // 25 - 1
+    assert events.stats.resumes >= 4 * 120 // 25 - 1
 
 
 def test_a_scroll_that_times_out_between_pages_is_resumed(
@@ -126,7 +126,8 @@ def test_a_scroll_that_times_out_between_pages_is_resumed(
     sim = cloud4wi_simulator_factory(scroll_ttl=0.2)
     hook = hook_for(sim)
     got = []
-    for index, event in enumerate(hook.iter_events(DAY_START, DAY_START + 2 * HOUR, page_size=60)):
+    pull = hook.iter_events(DAY_START, DAY_START + 2 * HOUR, page_size=60, max_concurrency=1)
+    for index, event in enumerate(pull):
         if index % 60 == 59:
             import time
 
@@ -141,10 +142,10 @@ def test_duplicates_resent_by_the_server_are_dropped(
 ) -> None:
     sim = cloud4wi_simulator_factory(faults=Faults(duplicates=1.0, max_consecutive_faults=1000))
     hook = hook_for(sim)
-    got = pull(hook, DAY_START, DAY_START + 3 * HOUR, page_size=40)
+    events = hook.iter_events(DAY_START, DAY_START + 3 * HOUR, page_size=40)
+    got = list(events)
     assert got == list(sim.expected_events(DAY_START, DAY_START + 3 * HOUR))
-    assert hook.last_pull is not None
-    assert hook.last_pull.duplicates_dropped > 0
+    assert events.stats.duplicates_dropped > 0
 
 
 def test_a_contacts_events_come_from_the_customer_endpoint_paged_by_time(
@@ -446,7 +447,7 @@ def test_event_lines_are_the_apis_own_text_of_each_event(
 def test_event_lines_are_right_without_msgspec_too(
     cloud4wi_simulator: Cloud4WiSimulator, hook: Cloud4WiHook, mocker: Any
 ) -> None:
-    mocker.patch("airflow_provider_cloud4wi.hooks.cloud4wi.msgspec", None)
+    mocker.patch("airflow_provider_cloud4wi.api.codec.msgspec", None)
     lines = list(hook.iter_event_lines(DAY_START, DAY_START + 2 * HOUR, page_size=50))
     assert [json.loads(line) for line in lines] == list(
         cloud4wi_simulator.expected_events(DAY_START, DAY_START + 2 * HOUR)

@@ -1,0 +1,488 @@
+"""EventsClient: the Cloud4Wi Events API as a few methods, with nothing of Airflow in them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from typing import Any
+
+import tenacity
+
+from airflow_provider_cloud4wi.api import protocol, replies
+from airflow_provider_cloud4wi.api.auth import TokenKeeper
+from airflow_provider_cloud4wi.api.errors import (
+    Cloud4WiApiError,
+    Cloud4WiAuthError,
+    Cloud4WiTransientError,
+    MalformedReply,
+    ScrollLost,
+)
+from airflow_provider_cloud4wi.api.limiter import AdaptiveLimiter
+from airflow_provider_cloud4wi.api.logs import Log
+from airflow_provider_cloud4wi.api.parallel import Slice, SlicedPull, Splitter
+from airflow_provider_cloud4wi.api.pull import (
+    Delivery,
+    EventPull,
+    Progress,
+    PullStats,
+    Scroll,
+    TimeCursor,
+    WindowFilter,
+)
+from airflow_provider_cloud4wi.api.retry import RetryPolicy
+from airflow_provider_cloud4wi.api.settings import ClientSettings
+from airflow_provider_cloud4wi.api.transport import HttpTransport, Reply, Transport
+from airflow_provider_cloud4wi.windows import Window
+
+_LOST_SCROLL_STATUSES = (400, 404, 410)
+#: Fresh logins whose token a data request may see refused (401) before the refusal is final.
+MAX_REFUSED_FRESH_LOGINS = 3
+#: Requests a pull sends at once unless told otherwise.
+DEFAULT_MAX_CONCURRENCY = 4
+#: Requests sent with one fresh token while it is refused: a gateway may take a moment to know it.
+TRIES_PER_FRESH_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One pull's fixed parts: where, which events, how many per page."""
+
+    path: str
+    organization_id: str
+    bounds: tuple[str, str]
+    types_param: str | None
+    page_size: int
+    scroll: bool
+    lines: bool
+    limiter: AdaptiveLimiter | None = None
+
+
+class EventsClient:
+    """
+    Log in to the Cloud4Wi Explore API and read an organization's events, each exactly once.
+
+    :param settings: where and with which credentials to connect.
+    :param retry: how transient failures are retried.
+    :param transport: sends the requests (default: HTTP with requests).
+    :param log: where the client reports logins, retries and progress.
+    :param on_secret: called with every token obtained (a secrets masker).
+    :param progress_log_seconds: how often a long pull logs its progress at INFO.
+    :param max_concurrency: requests a pull sends at once unless its call says otherwise.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        transport: Transport | None = None,
+        log: Log | None = None,
+        on_secret: Callable[[str], None] = lambda secret: None,
+        progress_log_seconds: float = 30.0,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ) -> None:
+        protocol.check_concurrency(max_concurrency)
+        self.max_concurrency = max_concurrency
+        self._sent = threading.local()  # the token each thread last sent, to renew only a refused one
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.transport: Transport = transport or HttpTransport(settings)
+        self.log = log or logging.getLogger(__name__)
+        self.auth = TokenKeeper(settings, self.transport, self.log, on_secret)
+        self.progress_log_seconds = progress_log_seconds
+
+    # ------------------------------------------------------------------ requests
+    def get_token(self) -> str:
+        """A valid JWT, logging in (with retries) when none is held or it is about to expire."""
+        return self.retry.run("login", self.auth.current, self.log)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        organization_id: str | None = None,
+        raw_events: bool = False,
+        limiter: AdaptiveLimiter | None = None,
+    ) -> Any:
+        """
+        Send one authenticated request (no retries) and return its decoded JSON body.
+
+        A 401 gets one fresh login and one repeat. Transient failures raise
+        :class:`Cloud4WiTransientError`, the others :class:`Cloud4WiApiError`.
+
+        :param organization_id: named in the message of a refusal.
+        :param raw_events: leave each event of a page as its JSON text (see codec).
+        :param limiter: the pull's limit on requests in flight, told of rate limits and successes.
+        """
+        with limiter.slot() if limiter else nullcontext():
+            reply = self._send_with_token(method, path, params)
+            if reply.status_code == 401:
+                reply = self._after_unauthorized(reply, method, path, params)
+            elif reply.status_code == 403 and self.settings.can_login and not self.auth.holds_fresh_token:
+                # Some gateways answer 403 for an expired or revoked token: one fresh login settles it.
+                self.log.info(
+                    "Cloud4Wi answered 403 on %s to a token that is not fresh; logging in again.", path
+                )
+                self.auth.renew(refused=self._sent.token)
+                reply = self._send_with_token(method, path, params)
+        if limiter is not None:
+            if reply.status_code == 429:
+                limiter.rate_limited(replies.retry_after_seconds(reply))
+            elif reply.status_code < 400:
+                limiter.succeeded()
+        return replies.decode(
+            reply,
+            method,
+            path,
+            raw_events=raw_events,
+            organization_id=organization_id,
+            source=self.settings.source,
+            secrets=self.auth.secrets(),
+        )
+
+    def _send_with_token(self, method: str, path: str, params: dict[str, Any] | None) -> Reply:
+        token = self.auth.current()
+        self._sent.token = token
+        headers = {"Authorization": f"Bearer {token}"}
+        return self.transport.send(method, path, params=params, headers=headers)
+
+    def _after_unauthorized(
+        self, reply: Reply, method: str, path: str, params: dict[str, Any] | None
+    ) -> Reply:
+        """
+        Log in again and repeat a request refused with 401, patiently: only the login judges keys.
+
+        A data request refused with a token just issued may have reached an API node that does
+        not know the token yet, so each fresh token is tried a few times with short waits before
+        the next login; after a few fresh logins the refusal is final.
+        """
+        if not self.settings.can_login:
+            raise Cloud4WiAuthError(
+                f"Cloud4Wi refused the pre-issued token of {self.settings.source} "
+                f"(HTTP 401: {replies.server_message(reply, self.auth.secrets())}). Issue a new one, or set "
+                "the client key and secret as the connection's login and password so the hook can log in "
+                "itself.",
+                http_status=401,
+            )
+        for fresh_login in range(1, MAX_REFUSED_FRESH_LOGINS + 1):
+            self.log.info(
+                "Cloud4Wi answered 401 on %s; logging in again and repeating it (fresh login %d of %d).",
+                path,
+                fresh_login,
+                MAX_REFUSED_FRESH_LOGINS,
+            )
+            self.auth.renew(refused=self._sent.token)
+            reply = self._repeat_while_unauthorized(method, path, params)
+            if reply.status_code != 401:
+                break
+        return reply  # a last 401 is decoded into the error that names the key's role and scopes
+
+    def _repeat_while_unauthorized(self, method: str, path: str, params: dict[str, Any] | None) -> Reply:
+        repeating = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda reply: reply.status_code == 401),
+            stop=tenacity.stop_after_attempt(TRIES_PER_FRESH_TOKEN),
+            wait=tenacity.wait_exponential(multiplier=self.retry.wait_initial, max=2.0),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        return repeating(self._send_with_token, method, path, params)
+
+    def logout(self) -> None:
+        """Revoke the JWT obtained by logging in (a pre-issued token is left alone)."""
+        self.auth.logout()
+
+    def close(self) -> None:
+        """Log out and release the connections."""
+        self.logout()
+        self.transport.close()
+
+    # ------------------------------------------------------------------ events
+    def resolve_organization_id(self, organization_id: str | None = None) -> str:
+        """
+        Return ``organization_id``, else the settings', else fail saying where to set one.
+
+        :param organization_id: the ``cid`` given by the caller, if any.
+        """
+        org = organization_id or self.settings.organization_id
+        if not org:
+            raise ValueError(
+                f'No organization id: pass organization_id, or set "organization_id" in the extra of '
+                f"{self.settings.source}."
+            )
+        return protocol.check_id(org, "organization_id")
+
+    def iter_events(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        *,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        organization_id: str | None = None,
+        page_size: int = protocol.MAX_PAGE_SIZE,
+        max_concurrency: int | None = None,
+    ) -> EventPull[dict[str, Any]]:
+        """
+        Every event created in ``[window_start, window_end)``, each once, oldest first, as documents.
+
+        :param window_start: first instant included (aware datetime or ISO 8601 string).
+        :param window_end: first instant excluded.
+        :param event_types: restrict to these types (see ``KNOWN_EVENT_TYPES``).
+        :param customer_id: only this contact's events (the per-contact endpoint).
+        :param organization_id: the ``cid``; defaults to the settings'.
+        :param page_size: events per request, 1 to 10000.
+        :param max_concurrency: requests at once: the window is cut into time slices pulled in
+            parallel (and cut again where the events are dense), delivered in the same order as a
+            sequential pull; 1 pulls sequentially. Default: the client's.
+        """
+        stats = PullStats()
+        args = (
+            window_start,
+            window_end,
+            event_types,
+            customer_id,
+            organization_id,
+            page_size,
+            self.max_concurrency if max_concurrency is None else max_concurrency,
+        )
+        return EventPull(self._pull(*args, stats=stats, lines=False), stats)
+
+    def iter_event_lines(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        *,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        organization_id: str | None = None,
+        page_size: int = protocol.MAX_PAGE_SIZE,
+        max_concurrency: int | None = None,
+    ) -> EventPull[bytes]:
+        """The events of :meth:`iter_events` as compact JSON lines (the API's own text where it can)."""
+        stats = PullStats()
+        args = (
+            window_start,
+            window_end,
+            event_types,
+            customer_id,
+            organization_id,
+            page_size,
+            self.max_concurrency if max_concurrency is None else max_concurrency,
+        )
+        return EventPull(self._pull(*args, stats=stats, lines=True), stats)
+
+    def _pull(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        event_types: Sequence[str] | str | None,
+        customer_id: str | None,
+        organization_id: str | None,
+        page_size: int,
+        max_concurrency: int,
+        *,
+        stats: PullStats,
+        lines: bool,
+    ) -> Iterator[Any]:
+        window = Window.parse(window_start, window_end)
+        protocol.check_page_size(page_size)
+        protocol.check_concurrency(max_concurrency)
+        types_param = protocol.normalize_event_types(event_types)
+        org = self.resolve_organization_id(organization_id)
+        protocol.check_customer_id(customer_id)
+        bounds = window.api_bounds()
+        if bounds is None:
+            return
+        self.log.info("Pulling Cloud4Wi events of organization %s in %s.", org, window)
+        path = protocol.events_path(org, customer_id)
+        # The per-contact endpoint has no scroll: the time cursor pages through it alone.
+        query = _Query(path, org, bounds, types_param, page_size, scroll=not customer_id, lines=lines)
+        label = f"organization {org} in {window}"
+        if max_concurrency == 1:
+            yield from self._pages(query, WindowFilter(window, bounds), stats, label)
+        else:
+            yield from self._sliced(query, window, stats, label, max_concurrency)
+        self.log.info(
+            "Pulled %d events of organization %s in %s: %d pages, %d duplicates dropped, %d scroll resumes, "
+            "%d retries, %.1fs, %.0f events/s.",
+            stats.events,
+            org,
+            window,
+            stats.pages,
+            stats.duplicates_dropped,
+            stats.resumes,
+            stats.retries,
+            stats.elapsed_seconds,
+            stats.events_per_second,
+        )
+
+    def _sliced(
+        self, query: _Query, window: Window, stats: PullStats, label: str, max_concurrency: int
+    ) -> Iterator[Any]:
+        """The pull of :meth:`_pages` over time slices pulled at once (see ``api/parallel.py``)."""
+        limited = replace(query, limiter=AdaptiveLimiter(max_concurrency, self.log))
+        self.log.info("Pulling %s with up to %d requests at once.", label, max_concurrency)
+
+        def pull_slice(piece: Slice, splitter: Splitter) -> Iterator[Any]:
+            bounds = (piece.first, piece.last)
+            piece_window = WindowFilter.for_seconds(window, *bounds)
+            piece_query = replace(limited, bounds=bounds)
+            return self._pages(piece_query, piece_window, piece.stats, label, splitter=splitter)
+
+        first, last = query.bounds
+        yield from SlicedPull(
+            pull_slice, first, last, max_concurrency=max_concurrency, stats=stats, batch_size=query.page_size
+        )
+
+    def _pages(
+        self,
+        query: _Query,
+        window: WindowFilter,
+        stats: PullStats,
+        label: str,
+        *,
+        splitter: Splitter | None = None,
+    ) -> Iterator[Any]:
+        """
+        Drive one pull: a scroll where the endpoint has one, else fresh queries from the time cursor.
+
+        Both end the same way whatever goes wrong in between: every event of the window delivered
+        once, because a lost scroll only ever falls back to a fresh query from the cursor.
+        """
+        cursor = TimeCursor(query.bounds[0])
+        delivery = Delivery(window, cursor, stats, self.log, label)
+        scroll = Scroll(query.scroll)
+        progress = Progress(label, stats, self.log, self.progress_log_seconds)
+        while True:
+            page, from_fresh_query = self._next_page(query, scroll, cursor, stats)
+            events: list[Any] = page["events"]
+            progress.page_arrived()
+            delivered_before, second_before = stats.events, cursor.second
+            yield from delivery.page(events, lines=query.lines)
+            if not events:
+                return
+            progress.page_delivered(stats.events - delivered_before, cursor.second != second_before)
+            if not from_fresh_query:
+                continue
+            # A short first page holds everything left. A full one that brought nothing new means
+            # one second holds more events than a page, which paging by time cannot get past.
+            if len(events) < query.page_size:
+                return
+            if stats.events == delivered_before:
+                raise Cloud4WiApiError(
+                    f"More than {query.page_size} events of {query.path} share the second "
+                    f"{cursor.second}, so paging by time cannot move past it. Raise page_size "
+                    f"(up to {protocol.MAX_PAGE_SIZE})."
+                )
+            new_last = splitter(cursor.second) if splitter else None
+            if new_last is not None:  # the rest of the range went to another slice
+                query = replace(query, bounds=(query.bounds[0], new_last))
+                window.shrink_to(new_last)
+                scroll.take()  # the scroll would run past the new end: the next page is a fresh query
+
+    def _next_page(
+        self, query: _Query, scroll: Scroll, cursor: TimeCursor, stats: PullStats
+    ) -> tuple[dict[str, Any], bool]:
+        """The next page under the retry policy, and whether it came from a fresh query."""
+
+        def attempt() -> tuple[dict[str, Any], bool]:
+            sent = scroll.take()  # a continuation that failed is never sent again
+            page = (
+                self._continuation(query, sent, cursor, stats) if sent else self._fresh_query(query, cursor)
+            )
+            if not isinstance(page, dict) or not isinstance(page.get("events"), list):
+                raise Cloud4WiApiError(f"Unexpected reply from {query.path}: no 'events' list.")
+            scroll.keep(page, sent)
+            return page, sent is None
+
+        def count_retry() -> None:
+            stats.retries += 1
+
+        try:
+            return self.retry.run(f"events page {stats.pages + 1}", attempt, self.log, on_retry=count_retry)
+        except MalformedReply as err:
+            raise Cloud4WiApiError(f"Events page {stats.pages + 1}: {err}", http_status=200) from None
+
+    def _fresh_query(self, query: _Query, cursor: TimeCursor) -> Any:
+        params = protocol.query_params(
+            cursor.resume_from, query.bounds[1], query.types_param, query.page_size, scroll=query.scroll
+        )
+        return self.request(
+            "GET",
+            query.path,
+            params=params,
+            organization_id=query.organization_id,
+            raw_events=query.lines,
+            limiter=query.limiter,
+        )
+
+    def _continuation(self, query: _Query, sent: str, cursor: TimeCursor, stats: PullStats) -> Any:
+        params = protocol.continuation_params(sent, query.page_size)
+        try:
+            return self.request(
+                "GET",
+                query.path,
+                params=params,
+                organization_id=query.organization_id,
+                raw_events=query.lines,
+                limiter=query.limiter,
+            )
+        except Cloud4WiApiError as err:
+            if err.http_status not in _LOST_SCROLL_STATUSES:
+                raise
+            stats.resumes += 1
+            raise ScrollLost(
+                f"scroll expired or unknown (HTTP {err.http_status}); resuming from {cursor.resume_from}",
+                immediate=True,
+            ) from None
+        except Cloud4WiTransientError as err:
+            stats.resumes += 1
+            raise Cloud4WiTransientError(
+                f"{err}; the scroll is abandoned and the pull resumes from {cursor.resume_from}",
+                retry_after=err.retry_after,
+            ) from None
+
+    def count_events(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        *,
+        limit: int = 1,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        organization_id: str | None = None,
+        max_attempts: int | None = None,
+    ) -> int:
+        """
+        How many events the window holds, counting at most ``limit`` (one cheap request).
+
+        :param limit: the most events to count (the request's ``size``), 1 to 10000.
+        :param max_attempts: attempts before a transient failure is raised (default: the policy's).
+        Other parameters as for :meth:`iter_events`.
+        """
+        window = Window.parse(window_start, window_end)
+        protocol.check_page_size(limit)
+        types_param = protocol.normalize_event_types(event_types)
+        org = self.resolve_organization_id(organization_id)
+        protocol.check_customer_id(customer_id)
+        bounds = window.api_bounds()
+        if bounds is None:
+            return 0
+        path = protocol.events_path(org, customer_id)
+        params = protocol.query_params(bounds[0], bounds[1], types_param, limit)
+        page = self.retry.run(
+            "events count",
+            lambda: self.request("GET", path, params=params, organization_id=org),
+            self.log,
+            max_attempts=max_attempts,
+        )
+        events = page.get("events") if isinstance(page, dict) else None
+        if not isinstance(events, list):
+            raise Cloud4WiApiError(f"Unexpected reply from {path}: no 'events' list.")
+        delivery = Delivery(WindowFilter(window, bounds), TimeCursor(bounds[0]), PullStats(), self.log)
+        return min(limit, sum(1 for _ in delivery.page(events, lines=False)))
