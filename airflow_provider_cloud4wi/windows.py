@@ -8,7 +8,9 @@ no instant. The API filters with two *inclusive*, whole-second bounds (``dateSta
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pendulum
 
@@ -21,7 +23,9 @@ ZERO_WIDTH_HELP = (
     "schedule=CronDataIntervalTimetable('<cron>', timezone='UTC'); "
     "schedule=CronTriggerTimetable('<cron>', timezone='UTC', interval=timedelta(hours=1)); "
     "set [scheduler] create_cron_data_intervals = True (or create_delta_data_intervals = True for "
-    "timedelta schedules); or pass explicit window_start/window_end to the task."
+    "timedelta schedules); on Airflow 3.2+ schedule=CronPartitionTimetable('<cron>', timezone='UTC', "
+    "run_offset=-1), whose runs use their partition's window; or pass explicit window_start/window_end "
+    "to the task."
 )
 
 
@@ -123,3 +127,81 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+def next_cron_tick(expression: str, timezone: Any, after: dt.datetime) -> pendulum.DateTime:
+    """
+    Return the first tick of a cron expression strictly after ``after``, in UTC.
+
+    :param expression: the cron expression, e.g. ``"0 * * * *"``.
+    :param timezone: the timezone the expression is read in (a name or a tzinfo).
+    :param after: an aware instant.
+    """
+    from croniter import croniter
+
+    tz = pendulum.timezone(timezone) if isinstance(timezone, str) else timezone
+    local = pendulum.instance(after).in_timezone(tz)
+    tick = croniter(expression, local).get_next(dt.datetime)
+    return pendulum.instance(tick).in_timezone("UTC")
+
+
+def partition_window(
+    partition_date: dt.datetime,
+    *,
+    grain: dt.timedelta | None = None,
+    cron: tuple[str, Any] | None = None,
+) -> Window:
+    """
+    Return the window of a partition: from the partition date to the end of its grain.
+
+    The end is ``partition_date + grain`` when a grain is given, else the next tick of ``cron``
+    (the DAG's ``CronPartitionTimetable``), so an hourly timetable gives hourly windows.
+
+    :param partition_date: the partition's date (``partition_date`` in the task context).
+    :param grain: the partition's length, e.g. ``timedelta(hours=1)``.
+    :param cron: ``(expression, timezone)`` of the partitioned timetable, used when ``grain`` is None.
+    """
+    start = parse_instant(partition_date, "partition_date")
+    if grain is not None:
+        if grain <= dt.timedelta(0):
+            raise ValueError(f"partition_grain must be a positive timedelta, not {grain!r}.")
+        return Window(start, start + grain)
+    if cron is None:
+        raise ValueError(
+            "The run has a partition but its timetable has no cron expression to tell where the partition "
+            "ends; pass partition_grain (e.g. timedelta(hours=1)) or explicit window_start/window_end."
+        )
+    return Window(start, next_cron_tick(cron[0], cron[1], start))
+
+
+def run_window(
+    start: dt.datetime | str, end: dt.datetime | str, context: Mapping[str, Any], grain: dt.timedelta | None
+) -> Window:
+    """
+    Return a task's window: ``[start, end)``, or its partition's when that is zero-width.
+
+    A ``CronPartitionTimetable`` run (Airflow 3.2+) has a zero-width data interval and a
+    ``partition_key``; its window is then :func:`partition_window` of the run's ``partition_date``,
+    ending at the next tick of the DAG's cron timetable unless ``grain`` is given. Any other
+    zero-width window is returned as it is, for the caller to refuse.
+
+    :param start: the rendered ``window_start``.
+    :param end: the rendered ``window_end``.
+    :param context: the task's context (``partition_key``, ``partition_date``, ``dag``).
+    :param grain: the partition's length, or None for the timetable's cron.
+    """
+    window = Window.parse(start, end)
+    if not window.is_empty or not context.get("partition_key"):
+        return window
+    partition_date = context.get("partition_date")
+    if partition_date is None:
+        raise ValueError(
+            f"The run's partition {context.get('partition_key')!r} has no partition date to derive a "
+            "window from; pass explicit window_start/window_end to the task."
+        )
+    timetable = getattr(context.get("dag"), "timetable", None)
+    # The task SDK's timetables name these ``expression``/``timezone``; the scheduler's, with a ``_``.
+    expression = getattr(timetable, "expression", None) or getattr(timetable, "_expression", None)
+    timezone = getattr(timetable, "timezone", None) or getattr(timetable, "_timezone", None)
+    cron = (expression, timezone or "UTC") if isinstance(expression, str) else None
+    return partition_window(partition_date, grain=grain, cron=cron)

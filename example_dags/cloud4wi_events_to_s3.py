@@ -11,6 +11,10 @@ Lines object under a Hive-style key that depends only on the hour::
 Because the key is a function of the window, a retried, cleared or backfilled hour replaces its
 own object: every event lands exactly once, however often an hour runs.
 
+Each export updates the asset ``cloud4wi_events`` with what it landed in the event's extra
+(``window_start``, ``window_end``, ``organization_id``, ``event_count``, ``bytes``, ``objects``):
+``cloud4wi_events_consumer`` is scheduled on it.
+
 Settings, all optional:
 
 * Airflow Variable ``cloud4wi_s3_bucket`` (UI, ``airflow variables set`` or the environment variable
@@ -26,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+from airflow.providers.common.compat.assets import Asset
 from airflow.providers.common.compat.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -35,6 +40,8 @@ from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3O
 DEFAULT_S3_BUCKET = "cloud4wi-events"
 CLOUD4WI_CONN_ID = os.environ.get("CLOUD4WI_CONN_ID", "cloud4wi_default")
 AWS_CONN_ID = os.environ.get("CLOUD4WI_AWS_CONN_ID", "aws_default")
+# The consumer DAG declares the same asset by the same name.
+EXPORTED_EVENTS = Asset("cloud4wi_events")
 
 
 def _env_datetime(name: str, default: str | None) -> dt.datetime | None:
@@ -78,5 +85,6 @@ with DAG(
         cloud4wi_conn_id=CLOUD4WI_CONN_ID,
         aws_conn_id=AWS_CONN_ID,
         s3_bucket="{{ var.value.get('cloud4wi_s3_bucket', '" + DEFAULT_S3_BUCKET + "') }}",
+        outlets=[EXPORTED_EVENTS],
     )
     wait_for_events >> export_events

@@ -22,6 +22,7 @@ from airflow_provider_cloud4wi.conditions import (
 )
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiApiError, Cloud4WiHook
 from airflow_provider_cloud4wi.triggers.events import Cloud4WiEventsTrigger
+from airflow_provider_cloud4wi.windows import run_window
 
 
 class Cloud4WiEventsSensor(BaseSensorOperator):
@@ -56,6 +57,9 @@ class Cloud4WiEventsSensor(BaseSensorOperator):
     :param settle_delay: how long after ``window_end`` to wait at least, as a timedelta or seconds.
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to Airflow's
         ``[operators] default_deferrable``.
+    :param partition_grain: on a partitioned run (``CronPartitionTimetable``, Airflow 3.2+) whose
+        data interval is zero-width, wait for ``[partition_date, partition_date + grain)``;
+        default None: up to the next tick of the DAG's cron timetable.
     :param kwargs: the usual sensor arguments (``poke_interval``, ``timeout``, ``mode``,
         ``soft_fail``, ``exponential_backoff``...) and operator arguments.
     """
@@ -81,6 +85,7 @@ class Cloud4WiEventsSensor(BaseSensorOperator):
         min_events: int = 1,
         settle_delay: dt.timedelta | float = dt.timedelta(0),
         deferrable: bool | None = None,
+        partition_grain: dt.timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,6 +98,7 @@ class Cloud4WiEventsSensor(BaseSensorOperator):
         self.min_events = check_min_events(min_events)
         self.settle_delay = check_settle_delay(settle_delay)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.partition_grain = partition_grain
         self._seen: int | None = None
 
     @cached_property
@@ -116,6 +122,7 @@ class Cloud4WiEventsSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> int | None:
         """Check the arguments, then wait here (poke or reschedule mode) or in the triggerer."""
+        self._adopt_partition_window(context)
         condition = self._condition()
         self.log.info(
             "Waiting for %d event(s) of window %s, not before %s.",
@@ -136,6 +143,15 @@ class Cloud4WiEventsSensor(BaseSensorOperator):
         finally:
             if "hook" in self.__dict__:
                 self.hook.close()
+
+    def _adopt_partition_window(self, context: Context) -> None:
+        """On a partitioned run with a zero-width interval, wait for the partition's window instead."""
+        try:
+            window = run_window(self.window_start, self.window_end, context, self.partition_grain)
+        except (TypeError, ValueError) as err:
+            raise AirflowFailException(str(err)) from err
+        if not window.is_empty:
+            self.window_start, self.window_end = window.start.isoformat(), window.end.isoformat()
 
     def poke(self, context: Context) -> bool:
         """Check once whether the window holds ``min_events`` events; remember the count seen."""

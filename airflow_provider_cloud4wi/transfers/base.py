@@ -9,18 +9,29 @@ Subclasses say how to upload, list and delete with their storage's official hook
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_cloud4wi._compat import AirflowException, BaseOperator, Context
+from airflow_provider_cloud4wi.api.client import DEFAULT_MAX_CONCURRENCY
+from airflow_provider_cloud4wi.api.protocol import check_concurrency, check_page_size, normalize_event_types
+from airflow_provider_cloud4wi.api.pull import PullStats
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
 from airflow_provider_cloud4wi.prefetch import prefetched
-from airflow_provider_cloud4wi.windows import Window
+from airflow_provider_cloud4wi.transfers.assets import asset_event_extra, record_asset_events
+from airflow_provider_cloud4wi.transfers.lineage import (
+    EventsSource,
+    ExportTarget,
+    WrittenStatistics,
+    export_lineage,
+)
+from airflow_provider_cloud4wi.windows import Window, run_window
 from airflow_provider_cloud4wi.writer import (
     PartFile,
     check_compression,
@@ -28,6 +39,9 @@ from airflow_provider_cloud4wi.writer import (
     file_extension,
     write_parts,
 )
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 __all__ = ["Cloud4WiEventsTransferBaseOperator", "Cloud4WiStorageError", "ObjectNames", "default_key"]
 
@@ -103,6 +117,16 @@ class ObjectNames:
         return re.fullmatch(pattern, name) is not None
 
 
+def _current_context() -> Mapping[str, Any]:
+    """The running task's context, or an empty one where Airflow does not provide it."""
+    from airflow.providers.common.compat.sdk import get_current_context
+
+    try:
+        return get_current_context()
+    except Exception:  # Airflow 2.11 sets the context only around execute()
+        return {}
+
+
 class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     """
     Export the Cloud4Wi events of one window to object storage as JSON Lines, one event per line.
@@ -136,12 +160,23 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         (templated; default ``{{ data_interval_start }}``)
     :param window_end: first instant not exported. (templated; default ``{{ data_interval_end }}``)
     :param page_size: events per API request, 1 to 10000.
+    :param max_concurrency: API requests at once, 1 to 32 (default 4): the window is pulled as
+        time slices in parallel; the object holds exactly the bytes of a sequential pull (1).
     :param compression: ``"gzip"`` (default) or None.
     :param max_events_per_file: split the export into parts of at most this many events, named
         ``<stem>.part-00000<ext>``, ``<stem>.part-00001<ext>``...; None (default) for one object.
     :param write_empty: write one empty object for a window without events (default); when
         False such a window writes nothing (and removes what an earlier run of it wrote).
     :param hook_params: keyword arguments for :class:`Cloud4WiHook`, e.g. ``{"max_attempts": 4}``.
+    :param partition_grain: on a partitioned run (``CronPartitionTimetable``, Airflow 3.2+) whose
+        data interval is zero-width, the window is ``[partition_date, partition_date + grain)``;
+        default None: up to the next tick of the DAG's cron timetable.
+
+    Outlets: an ``Asset`` (2.11: ``Dataset``) outlet's event gets the result as its ``extra``
+    (with ``organization_id``, and ``partition_key`` on a partitioned run); an ``AssetAlias``
+    (2.11: ``DatasetAlias``) outlet gets the asset ``<scheme>://<bucket>/<key>`` of this run, with
+    the same extra. OpenLineage (when its provider is installed) sees the API's events as the input
+    and the objects' location as the output, with rows, bytes and files written.
     """
 
     template_fields: Sequence[str] = (
@@ -169,14 +204,18 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         window_start: Any = "{{ data_interval_start }}",
         window_end: Any = "{{ data_interval_end }}",
         page_size: int = 10_000,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         compression: str | None = "gzip",
         max_events_per_file: int | None = None,
         write_empty: bool = True,
         hook_params: dict[str, Any] | None = None,
+        partition_grain: dt.timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        Cloud4WiHook.check_page_size(page_size)
+        check_page_size(page_size)
+        check_concurrency(max_concurrency)
+        self.max_concurrency = max_concurrency
         self.cloud4wi_conn_id = cloud4wi_conn_id
         self.organization_id = organization_id
         self.event_types = event_types
@@ -188,6 +227,9 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self.max_events_per_file = check_max_events_per_file(max_events_per_file)
         self.write_empty = write_empty
         self.hook_params = dict(hook_params or {})
+        self.partition_grain = partition_grain
+        # What the last run read and wrote, for OpenLineage's completion event.
+        self._lineage: tuple[EventsSource, ExportTarget, WrittenStatistics] | None = None
 
     # ----------------------------------------------------------------------------- storage
     @abstractmethod
@@ -231,8 +273,8 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             raise Cloud4WiStorageError(f"Could not {action} {what}: {err}") from err
 
     # ----------------------------------------------------------------------------- rendered values
-    def _window(self) -> Window:
-        return Window.parse(self.window_start, self.window_end).require_width()
+    def _window(self, context: Context | Mapping[str, Any]) -> Window:
+        return run_window(self.window_start, self.window_end, context, self.partition_grain).require_width()
 
     def _bucket(self) -> str:
         bucket = getattr(self, self.bucket_field)
@@ -269,14 +311,18 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Pull the window, upload it, clean up after earlier runs; return the result summary."""
         started = time.monotonic()
-        window = self._window()
+        window = self._window(context)
         bucket = self._bucket()
-        key = self._given_key()
+        given_key = self._given_key()
         hook = Cloud4WiHook(self.cloud4wi_conn_id, **self.hook_params)
         try:
-            keys, event_count, size = self._export(hook, window, bucket, key, started)
+            source = self._events_source(hook, window)
+            names = self._object_names(source, given_key)
+            keys, event_count, size = self._export(hook, window, bucket, names, started)
         finally:
             hook.close()
+        target = self._export_target(bucket, names)
+        self._lineage = (source, target, WrittenStatistics(rows=event_count, bytes=size, files=len(keys)))
         objects = [self.uri(bucket, key) for key in keys]
         elapsed = time.monotonic() - started
         self.log.info(
@@ -289,25 +335,51 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             event_count / max(elapsed, 1e-9),
             ", ".join(objects) or "none",
         )
-        return {
+        result = {
             "objects": objects,
             "event_count": event_count,
             "bytes": size,
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
         }
+        self._record_asset_events(context, result, source.organization_id, target.uri)
+        return result
+
+    def _events_source(self, hook: Cloud4WiHook, window: Window) -> EventsSource:
+        """What this run reads; checks the organization id (no request is sent)."""
+        return EventsSource(
+            api_url=hook.settings.base_url,
+            organization_id=hook.resolve_organization_id(self.organization_id),
+            window=window,
+            event_types=normalize_event_types(self.event_types or None),
+            customer_id=self.customer_id or None,
+        )
+
+    def _object_names(self, source: EventsSource, given_key: str | None) -> ObjectNames:
+        key = given_key or default_key(source.organization_id, source.window, self.compression)
+        return ObjectNames.from_key(key)
+
+    def _export_target(self, bucket: str, names: ObjectNames) -> ExportTarget:
+        """The location an export owns: its key, or the prefix its parts share when it is split."""
+        name = names.stem if self.max_events_per_file is not None else names.key
+        return ExportTarget(scheme=self.uri_scheme, bucket=bucket, name=name)
+
+    def _record_asset_events(
+        self, context: Context | Mapping[str, Any], result: dict[str, Any], organization_id: str, uri: str
+    ) -> None:
+        if not self.outlets:
+            return
+        extra = asset_event_extra(result, organization_id, context.get("partition_key"))
+        record_asset_events(self.outlets, context["outlet_events"], extra, uri)
 
     def _export(
-        self, hook: Cloud4WiHook, window: Window, bucket: str, key: str | None, started: float
+        self, hook: Cloud4WiHook, window: Window, bucket: str, names: ObjectNames, started: float
     ) -> tuple[list[str], int, int]:
         """Do the run's storage and API work; return the keys written, the events and the bytes."""
-        if key is None:
-            key = default_key(hook.resolve_organization_id(self.organization_id), window, self.compression)
-        names = ObjectNames.from_key(key)
         # Listing first also fails fast on a missing bucket or missing rights, before the pull.
         previous = self._list_owned(bucket, names)
         self.log.info("Exporting Cloud4Wi events of %s to %s.", window, self.uri(bucket, names.key))
-        events = self._events(hook, window)
+        events, stats = self._events(hook, window)
         # Closed at once when the writer fails, so the pull stops instead of running on.
         with (
             contextlib.closing(events),
@@ -318,7 +390,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             ) as parts,
         ):
             event_count = sum(part.events for part in parts)
-            self._log_pull(hook, window, parts, started)
+            self._log_pull(stats, window, parts, started)
             if event_count == 0 and not self.write_empty:
                 self.log.info("No events in %s and write_empty is False: writing no object.", window)
                 parts = []
@@ -329,32 +401,29 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self._delete_stale(bucket, [name for name in previous if name not in written])
         return keys, event_count, size
 
-    def _events(self, hook: Cloud4WiHook, window: Window) -> Generator[bytes, None, None]:
+    def _events(self, hook: Cloud4WiHook, window: Window) -> tuple[Generator[bytes, None, None], PullStats]:
         # Lines rather than dicts: each event's JSON goes to the file without being rebuilt and
         # re-serialised. The pull runs a page ahead of the writer, in a thread of its own; if the
         # writer gives up, closing the session stops the pull from keeping its connections.
-        return prefetched(
-            hook.iter_event_lines(
-                window.start,
-                window.end,
-                event_types=self.event_types or None,
-                customer_id=self.customer_id or None,
-                organization_id=self.organization_id or None,
-                page_size=self.page_size,
-            ),
-            batch=self.page_size,
-            on_abandon=hook.session.close,
+        pull = hook.iter_event_lines(
+            window.start,
+            window.end,
+            event_types=self.event_types or None,
+            customer_id=self.customer_id or None,
+            organization_id=self.organization_id or None,
+            page_size=self.page_size,
+            max_concurrency=self.max_concurrency,
         )
+        return prefetched(pull, batch=self.page_size, on_abandon=hook.session.close), pull.stats
 
-    def _log_pull(self, hook: Cloud4WiHook, window: Window, parts: list[PartFile], started: float) -> None:
-        pull = hook.last_pull
+    def _log_pull(self, pull: PullStats, window: Window, parts: list[PartFile], started: float) -> None:
         elapsed = time.monotonic() - started
         events = sum(part.events for part in parts)
         self.log.info(
             "Pulled %d events of %s in %d page(s) into %d local file(s), %d bytes, in %.1fs (%.0f events/s).",
             events,
             window,
-            pull.pages if pull else 0,
+            pull.pages,
             len(parts),
             sum(part.size_bytes for part in parts),
             elapsed,
@@ -406,3 +475,22 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self.log.info("Deleting %d object(s) an earlier run of this window left: %s", len(stale), uris)
         with self._storage_errors("delete the stale object(s)", uris):
             self.delete_keys(bucket, stale)
+
+    # ----------------------------------------------------------------------------- OpenLineage
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """The lineage known before the pull: the API's events in, the export's location out."""
+        window = self._window(_current_context())
+        hook = Cloud4WiHook(self.cloud4wi_conn_id, **self.hook_params)
+        source = self._events_source(hook, window)
+        target = self._export_target(self._bucket(), self._object_names(source, self._given_key()))
+        return export_lineage(source, target)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """
+        The lineage of the finished run, with what it wrote; overrides the storage hooks' lineage.
+
+        :param task_instance: the task instance (unused: the run's own record is kept on the operator).
+        """
+        if self._lineage is None:
+            return self.get_openlineage_facets_on_start()
+        return export_lineage(*self._lineage)

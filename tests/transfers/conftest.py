@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from transfer_helpers import StorageCase
+from transfer_helpers import OpenLineageLog, PartitionRun, StorageCase
 
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
 
@@ -77,3 +81,74 @@ def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
     return root
+
+
+@pytest.fixture
+def dags_test(airflow_db: Path, airflow_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """
+    Run a DAG with ``airflow dags test`` in a new process, as an operator of Airflow would.
+
+    A new process loads Airflow's plugins (OpenLineage's listener among them) with the environment
+    the test set, which an in-process ``dag.test()`` cannot promise once another test loaded them.
+    Returns the finished process; its output is the run's log.
+    """
+    dags = airflow_home / "dags"
+    dags.mkdir(exist_ok=True)
+
+    def run(
+        source: str, dag_id: str, logical_date: dt.datetime, env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        (dags / f"{dag_id}.py").write_text(source)
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        return subprocess.run(
+            [airflow, "dags", "test", dag_id, logical_date.isoformat()],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def openlineage_log(tmp_path: Path) -> OpenLineageLog:
+    """A fresh OpenLineage event log for one test."""
+    return OpenLineageLog(tmp_path / "openlineage.jsonl")
+
+
+@pytest.fixture
+def run_partition(run_dag: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """
+    Run a DAG through ``dag.test()`` as the run of one partition (Airflow 3.2+); returns the DagRun.
+
+    ``dag.test()`` creates a manual run without a partition; the scheduler gives a
+    ``CronPartitionTimetable`` run its partition key and date, and a ``PartitionedAssetTimetable``
+    run the asset events it consumed. This sets the same fields on the run ``dag.test()`` creates,
+    before its tasks start, so the tasks see what they would see when scheduled.
+    """
+    import airflow.models.dagrun as dagrun_module
+    from airflow.models.asset import AssetEvent
+    from sqlalchemy import select
+
+    create_run = dagrun_module.get_or_create_dagrun
+    current: list[PartitionRun] = []
+
+    def create_partition_run(**kwargs: Any) -> Any:
+        run, session = create_run(**kwargs), kwargs["session"]
+        (partition,) = current
+        run.partition_key, run.partition_date = partition.key, partition.date
+        if partition.consumed_partitions:
+            consumed = select(AssetEvent).where(AssetEvent.partition_key.in_(partition.consumed_partitions))
+            run.consumed_asset_events = list(session.scalars(consumed))
+        session.commit()
+        return run
+
+    monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", create_partition_run)
+
+    def run(source: str, dag_id: str, logical_date: dt.datetime, partition: PartitionRun) -> Any:
+        current[:] = [partition]
+        return run_dag(source, dag_id, logical_date)
+
+    return run

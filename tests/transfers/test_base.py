@@ -253,6 +253,7 @@ def test_zero_width_window_is_refused_naming_the_fixes(storage: StorageCase, sim
         "CronTriggerTimetable(",
         "interval=",
         "create_cron_data_intervals",
+        "CronPartitionTimetable(",
     ):
         assert fix in message
     assert "window_start/window_end" in message

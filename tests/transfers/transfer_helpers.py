@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
@@ -95,3 +96,32 @@ with DAG(
         params={{"bucket": "{bucket}", "types": "visit,geo_visit"}},
     )
 '''
+
+
+@dataclass
+class OpenLineageLog:
+    """OpenLineage's file transport, one JSON event per line, and the environment that selects it."""
+
+    path: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings that make the OpenLineage provider write its events to ``path``."""
+        transport = {"type": "file", "log_file_path": str(self.path), "append": True}
+        return {"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event written so far, in order."""
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class PartitionRun:
+    """What the scheduler would give a partitioned DAG run: its key, date and consumed asset events."""
+
+    key: str
+    date: dt.datetime | None
+    #: The partition keys of the asset events the run consumed (a PartitionedAssetTimetable run's).
+    consumed_partitions: list[str] = field(default_factory=list)
