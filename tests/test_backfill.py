@@ -2,9 +2,11 @@
 
 The test runs Airflow as a deployment would, in separate processes sharing one private
 AIRFLOW_HOME: the api-server (whose execution API the tasks talk to), the dag-processor and the
-scheduler with the LocalExecutor, on SQLite. ``airflow backfill create`` then asks for six hourly
-runs of 2024-01-02, and the test waits for the scheduler to finish them and compares every
-hour's object with the simulator's events: no hour missing, none twice, no event lost or doubled.
+scheduler with the LocalExecutor, on SQLite. ``airflow backfill create`` asks for six hourly
+runs of 2024-01-02 before the scheduler starts (so that a creation undone and retried after a
+lock never pulls runs from under a running scheduler), and the test waits for the scheduler to
+finish them and compares every hour's object with the simulator's events: no hour missing, none
+twice, no event lost or doubled.
 
 SQLite takes one writer at a time, so on a busy machine a component can hold the write lock longer
 than a client is willing to wait. The test therefore gives every connection a long busy timeout
@@ -20,25 +22,21 @@ import datetime as dt
 import gzip
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_servers import AWS_REGION, LocalServer, S3BucketView
+from integration_stack import airflow_major, answers, example_connections, hour_key, wait_until
+from storage_servers import LocalServer, S3BucketView
 
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
+from devtools.airflow_stack import COMMANDS, AirflowProcesses, clean_environment
+from devtools.servers import HOST, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_dags" / "cloud4wi_events_to_s3.py"
 DAG_ID = "cloud4wi_events_to_s3"
@@ -51,7 +49,6 @@ LAST_LOGICAL_DATE = FIRST_HOUR + (HOURS - 1) * HOUR
 # Generous deadlines: they only bound a hung deployment; a healthy one returns as soon as it is ready.
 STARTUP_TIMEOUT_SECONDS = 420.0
 BACKFILL_TIMEOUT_SECONDS = 900.0
-CLI_TIMEOUT_SECONDS = 300.0
 # How long a SQLite connection waits for the write lock before "database is locked" (default 5 s).
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 # A CLI call that fails with a transient lock is retried this many times, backing off 2, 4, 8... s.
@@ -61,116 +58,34 @@ LOCKED = "database is locked"
 
 log = logging.getLogger(__name__)
 
-
-def _airflow_major() -> int:
-    from airflow import __version__
-
-    return int(__version__.split(".")[0])
-
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.airflow3_only,
-    pytest.mark.skipif(_airflow_major() < 3, reason="`airflow backfill create` needs Airflow 3."),
+    pytest.mark.skipif(airflow_major() < 3, reason="`airflow backfill create` needs Airflow 3."),
 ]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _tail(path: Path, chars: int = 4000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
-
-
 @dataclass
-class AirflowDeployment:
-    """Airflow's components as subprocesses of one private home; every one is stopped by ``stop``."""
+class AirflowDeployment(AirflowProcesses):
+    """Airflow's components on one SQLite home, with the lock retries SQLite needs under load."""
 
-    home: Path
-    env: dict[str, str]
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    def run_retrying_locks(
+        self, name: str, *args: str, done_already: Callable[[], bool] | None = None
+    ) -> None:
+        """Run an ``airflow`` command; retry it when it fails on a transient SQLite lock.
 
-    @property
-    def airflow(self) -> str:
-        """The ``airflow`` executable of this virtualenv."""
-        return str(Path(sys.executable).with_name("airflow"))
-
-    def log(self, name: str) -> Path:
-        """Where the output of a component or command goes."""
-        return self.home / f"{name}.out"
-
-    def run(self, name: str, *args: str, done_already: Callable[[], bool] | None = None) -> None:
-        """Run an ``airflow`` command to completion; fail the test with its output if it fails.
-
-        A failure caused by a transient SQLite lock is retried up to ``LOCK_RETRIES`` times with an
-        exponential backoff, each retry logged; every attempt's output is kept in its own log. When
-        ``done_already`` says a failed attempt's effect was committed anyway, it is not repeated.
+        Up to ``LOCK_RETRIES`` retries with an exponential backoff, each logged, each attempt's
+        output in its own log. When ``done_already`` says a failed attempt's effect was committed
+        anyway, it is not repeated.
         """
-        command = f"airflow {' '.join(args)}"
-        for attempt in range(LOCK_RETRIES + 1):
-            output = self.log(name if attempt == 0 else f"{name}.retry{attempt}")
-            with output.open("wb") as out:
-                done = subprocess.run(
-                    [self.airflow, *args],
-                    env=self.env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    timeout=CLI_TIMEOUT_SECONDS,
-                    check=False,
-                )
-            if done.returncode == 0:
-                return
-            locked = LOCKED in output.read_text(errors="replace")
-            if not locked or attempt == LOCK_RETRIES:
-                break
-            if done_already is not None and done_already():
-                log.warning("%s failed on %r but its effect was committed; not retrying", command, LOCKED)
-                return
-            backoff = LOCK_BACKOFF_SECONDS * 2**attempt
-            log.warning(
-                "%s failed with %r (attempt %d of %d); retrying in %.0f s",
-                command, LOCKED, attempt + 1, LOCK_RETRIES + 1, backoff,
-            )  # fmt: skip
-            time.sleep(backoff)
-        raise AssertionError(f"{command} failed (attempt {attempt + 1}):\n{_tail(output)}")
-
-    def start(self, name: str, *args: str) -> None:
-        """Start a long-running component in its own process group."""
-        with self.log(name).open("wb") as out:
-            self.processes[name] = subprocess.Popen(
-                [self.airflow, *args],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def check_alive(self) -> None:
-        """Fail with its output when a component has exited."""
-        for name, process in self.processes.items():
-            assert process.poll() is None, f"airflow {name} exited:\n{_tail(self.log(name))}"
-
-    def stop(self) -> None:
-        """Stop every component's process group (SIGTERM, then SIGKILL)."""
-        for process in self.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-    def diagnostics(self) -> str:
-        """The end of every component's output, for a failure message."""
-        return "\n".join(f"--- {name}:\n{_tail(self.log(name), 2500)}" for name in self.processes)
+        self.run(
+            name,
+            *args,
+            retry_on=LOCKED,
+            retries=LOCK_RETRIES,
+            backoff_seconds=LOCK_BACKOFF_SECONDS,
+            done_already=done_already,
+        )
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Read (or, in a transaction of its own, change) the metadata database directly."""
@@ -189,10 +104,9 @@ class AirflowDeployment:
 
 def deployment_env(
     home: Path, api_port: int, simulator: Cloud4WiSimulator, moto_url: str, bucket: str
-) -> dict:
+) -> dict[str, str]:
     """A private Airflow 3 configuration plus the example's connections and bucket."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
-    config = simulator.config
+    env = clean_environment()
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -210,30 +124,12 @@ def deployment_env(
             # the writers are three processes whatever the parallelism: 4 slots run the DAG's
             # max_active_runs at once without "database is locked" (1 works too, twice as slowly).
             "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": "cloud4wi-backfill-test-secret",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # Only the backfill creates runs: the scheduler's own catch-up from start_date is off.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW_CONN_CLOUD4WI_DEFAULT": json.dumps(
-                {
-                    "conn_type": "cloud4wi",
-                    "host": simulator.url,
-                    "login": config.client_key,
-                    "password": config.client_secret,
-                    "extra": {"organization_id": config.organization_id},
-                }
-            ),
-            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": "testing",
-                    "password": "testing",
-                    "extra": {"endpoint_url": moto_url, "region_name": AWS_REGION},
-                }
-            ),
-            "AIRFLOW_VAR_CLOUD4WI_S3_BUCKET": bucket,
-            "CLOUD4WI_EXAMPLE_START_DATE": "2024-01-01T00:00:00+00:00",
+            **example_connections(simulator, moto_url, bucket),
         }
     )
     return env
@@ -243,54 +139,52 @@ def deployment_env(
 def deployment(
     tmp_path: Path, cloud4wi_simulator: Cloud4WiSimulator, moto_server: LocalServer, s3_bucket: S3BucketView
 ) -> Iterator[AirflowDeployment]:
-    """A migrated Airflow 3 home with the S3 example as its only DAG; stopped after the test."""
-    if _airflow_major() < 3:
+    """A migrated Airflow 3 home with the S3 example parsed, the scheduler not started yet; stopped after.
+
+    The scheduler starts once the backfill exists (``start_scheduler``): a ``backfill create``
+    that hits a lock part-way is undone (by Airflow, or by ``backfill_created``) and retried, and
+    a scheduler already scheduling the removed runs would die on them (ObjectDeletedError).
+    """
+    if airflow_major() < 3:
         pytest.skip("`airflow backfill create` and the api-server exist on Airflow 3 only.")
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
     shutil.copy(EXAMPLE, home / "dags" / EXAMPLE.name)
-    api_port = _free_port()
+    api_port = free_port()
     env = deployment_env(home, api_port, cloud4wi_simulator, moto_server.url, s3_bucket.name)
     airflow = AirflowDeployment(home=home, env=env)
-    airflow.run("db-migrate", "db", "migrate")
+    airflow.run_retrying_locks("db-migrate", "db", "migrate")
     # WAL is a property of the database file: every component's connection uses it from now on.
     assert airflow.query("PRAGMA journal_mode=WAL") == [("wal",)]
     try:
         airflow.start(
-            "api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"
+            "api-server", *COMMANDS["api-server"], "--host", HOST, "--port", str(api_port), "--workers", "1"
         )
-        airflow.start("dag-processor", "dag-processor")
-        airflow.start("scheduler", "scheduler")
-        wait_until_ready(airflow, f"http://127.0.0.1:{api_port}/api/v2/version")
+        airflow.start("dag-processor", *COMMANDS["dag-processor"])
+        wait_until_ready(airflow, f"http://{HOST}:{api_port}/api/v2/version")
         yield airflow
     finally:
         airflow.stop()
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
 def wait_until_ready(airflow: AirflowDeployment, api_url: str) -> None:
-    """Wait until the api-server answers, the dag-processor has stored the DAG and the scheduler runs."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while True:
-        airflow.check_alive()
-        if (
-            _answers(api_url)
+    """Wait until the api-server answers and the dag-processor has stored the DAG, unpaused."""
+
+    def ready() -> bool:
+        return bool(
+            answers(api_url)
             and airflow.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID)
             and airflow.query("SELECT 1 FROM dag WHERE dag_id = ? AND NOT is_paused", DAG_ID)
-            and airflow.query("SELECT 1 FROM job WHERE job_type = 'SchedulerJob' AND state = 'running'")
-        ):
-            return
-        assert time.monotonic() < deadline, f"Airflow did not get ready:\n{airflow.diagnostics()}"
-        time.sleep(1)
+        )
+
+    wait_until(airflow, ready, "the api-server and the parsed DAG", STARTUP_TIMEOUT_SECONDS)
+
+
+def start_scheduler(airflow: AirflowDeployment) -> None:
+    """Start the scheduler and wait until its job runs."""
+    airflow.start("scheduler", *COMMANDS["scheduler"])
+    running = "SELECT 1 FROM job WHERE job_type = 'SchedulerJob' AND state = 'running'"
+    wait_until(airflow, lambda: bool(airflow.query(running)), "the scheduler", STARTUP_TIMEOUT_SECONDS)
 
 
 def backfill_created(airflow: AirflowDeployment) -> bool:
@@ -332,19 +226,10 @@ def wait_for_backfill(airflow: AirflowDeployment) -> list[str]:
         time.sleep(2)
 
 
-def hour_key(organization_id: str, start: dt.datetime) -> str:
-    """The example's default key for the hour starting at ``start``."""
-    stamp = "%Y%m%dT%H%M%SZ"
-    return (
-        f"cloud4wi/events/organization_id={organization_id}/date={start:%Y-%m-%d}/"
-        f"events_{start.strftime(stamp)}_{(start + HOUR).strftime(stamp)}.jsonl.gz"
-    )
-
-
 def test_a_six_hour_backfill_run_by_the_scheduler_exports_every_hour_once(
     deployment: AirflowDeployment, cloud4wi_simulator: Cloud4WiSimulator, s3_bucket: S3BucketView
 ) -> None:
-    deployment.run(
+    deployment.run_retrying_locks(
         "backfill-create",
         "backfill",
         "create",
@@ -356,6 +241,7 @@ def test_a_six_hour_backfill_run_by_the_scheduler_exports_every_hour_once(
         LAST_LOGICAL_DATE.isoformat(),
         done_already=lambda: backfill_created(deployment),
     )
+    start_scheduler(deployment)
 
     states = wait_for_backfill(deployment)
 

@@ -18,11 +18,21 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from devtools.airflow_stack import CELERY_WORKERS, COMMANDS, celery_environment
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 COMPOSE_SCHEMA = REPO.parent / "shared" / "reference" / "compose-spec.json"
 EXAMPLE_DAGS = REPO / "example_dags"
-AIRFLOW_COMMANDS = {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
+AIRFLOW_COMMANDS = {" ".join(command) for command in COMMANDS.values()}
+#: The Compose service of each component of devtools/airflow_stack.py.
+SERVICE_OF = {
+    "api-server": "airflow-apiserver",
+    "scheduler": "airflow-scheduler",
+    "dag-processor": "airflow-dag-processor",
+    "triggerer": "airflow-triggerer",
+    "celery-worker": "airflow-worker",
+}
 CONN_ID_PARAMETERS = ("cloud4wi_conn_id", "aws_conn_id", "gcp_conn_id")
 
 
@@ -262,3 +272,50 @@ def test_the_simulator_service_runs_the_simulator_module_from_the_checkout(
     assert option_value(words, "--host") == "0.0.0.0"
     mounts = dict(volume.split(":")[:2] for volume in simulator["volumes"])
     assert mounts["."] == environment(simulator)["PYTHONPATH"]
+
+
+# ------------------------------------------------- the same deployment as tests/test_celery_backfill.py
+def service_address(services: dict[str, dict[str, Any]], name: str, port: int) -> str:
+    """``name:port``, once checked that the service listens on ``port`` inside the network."""
+    spec = services[name]
+    published = [str(mapping).rsplit(":", 1)[-1] for mapping in spec.get("ports", [])]
+    exposed = [str(port_) for port_ in spec.get("expose", [])]
+    default_ports = {"postgres": "5432"}
+    assert str(port) in [*published, *exposed, default_ports.get(name)], (name, port)
+    return f"{name}:{port}"
+
+
+def test_every_airflow_service_has_the_celery_settings_the_test_runs(
+    services: dict[str, dict[str, Any]], airflow_services: dict[str, dict[str, Any]]
+) -> None:
+    shared = celery_environment(
+        postgres=service_address(services, "postgres", 5432),
+        redis=service_address(services, "redis", 6379),
+        api_server=service_address(services, "airflow-apiserver", 8080),
+    )
+    for name, spec in airflow_services.items():
+        env = environment(spec)
+        assert {key: env.get(key) for key in shared} == shared, name
+
+
+def test_the_postgres_service_has_the_account_the_settings_name(services: dict[str, dict[str, Any]]) -> None:
+    env = environment(services["postgres"])
+    url = urlsplit(
+        celery_environment(postgres="postgres:5432", redis="", api_server="")[
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+        ]
+    )
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (
+        url.username,
+        url.password,
+        url.path.lstrip("/"),
+    )
+
+
+def test_each_airflow_service_runs_the_command_the_test_runs(services: dict[str, dict[str, Any]]) -> None:
+    for component, name in SERVICE_OF.items():
+        assert command_words(services[name]) == list(COMMANDS[component]), name
+
+
+def test_the_celery_workers_are_as_many_as_in_the_test(services: dict[str, dict[str, Any]]) -> None:
+    assert services[SERVICE_OF["celery-worker"]]["deploy"]["replicas"] == CELERY_WORKERS
