@@ -4,7 +4,7 @@ AIRFLOW_3_VERSION ?= 3.3.2
 AIRFLOW_2_VERSION ?= 2.11.2
 VENV3 := .venv
 VENV2 := .venv2
-EXTRAS := amazon,google,fast,test,lint
+EXTRAS := amazon,google,fast,parquet,test,lint,integration
 
 .PHONY: test test-af3 test-af2 lint demo bench clean
 
@@ -20,7 +20,7 @@ $(VENV3)/.installed-$(AIRFLOW_3_VERSION): pyproject.toml
 $(VENV2)/.installed-$(AIRFLOW_2_VERSION): pyproject.toml
 	$(PYTHON) -m venv $(VENV2)
 	$(VENV2)/bin/python -m pip install -q --disable-pip-version-check uv
-	VIRTUAL_ENV=$(VENV2) $(VENV2)/bin/uv pip install -q "apache-airflow==$(AIRFLOW_2_VERSION)" -e ".[amazon,google,test]"
+	VIRTUAL_ENV=$(VENV2) $(VENV2)/bin/uv pip install -q "apache-airflow==$(AIRFLOW_2_VERSION)" -e ".[amazon,google,parquet,test]"
 	touch $@
 
 lint: $(VENV3)/.installed-$(AIRFLOW_3_VERSION)
