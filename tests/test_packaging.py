@@ -37,6 +37,7 @@ PUBLIC_CLASSES = {
     f"{PROJECT}.sensors.events": ["Cloud4WiEventsSensor"],
     f"{PROJECT}.triggers.events": ["Cloud4WiEventsTrigger"],
     f"{PROJECT}.testing.simulator": [],
+    f"{PROJECT}.api": ["EventsClient", "ClientSettings"],
 }
 # Providers installed next to the wheel when the running environment has them, at its version.
 OPTIONAL_PROVIDERS = {
@@ -129,7 +130,8 @@ def _check_archives(wheel: Path, sdist: Path) -> None:
         assert f"{dist_info}/extra_metadata/CHANGELOG.md" in names, sorted(names)
         assert whl.read(f"{dist_info}/extra_metadata/CHANGELOG.md") == changelog_text
         for module in PUBLIC_CLASSES:
-            assert f"{module.replace('.', '/')}.py" in names, module
+            path = module.replace(".", "/")
+            assert f"{path}.py" in names or f"{path}/__init__.py" in names, module
         metadata = whl.read(f"{dist_info}/METADATA").decode()
         entry_points = whl.read(f"{dist_info}/entry_points.txt").decode()
     assert "License-Expression: Apache-2.0" in metadata

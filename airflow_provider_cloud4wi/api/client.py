@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
 from typing import Any
 
 import tenacity
@@ -17,19 +16,14 @@ from airflow_provider_cloud4wi.api.auth import TokenKeeper
 from airflow_provider_cloud4wi.api.errors import (
     Cloud4WiApiError,
     Cloud4WiAuthError,
-    Cloud4WiTransientError,
-    MalformedReply,
-    ScrollLost,
 )
 from airflow_provider_cloud4wi.api.limiter import AdaptiveLimiter
 from airflow_provider_cloud4wi.api.logs import Log
-from airflow_provider_cloud4wi.api.parallel import Slice, SlicedPull, Splitter
+from airflow_provider_cloud4wi.api.paging import PageLoop, Query
 from airflow_provider_cloud4wi.api.pull import (
     Delivery,
     EventPull,
-    Progress,
     PullStats,
-    Scroll,
     TimeCursor,
     WindowFilter,
 )
@@ -38,27 +32,12 @@ from airflow_provider_cloud4wi.api.settings import ClientSettings
 from airflow_provider_cloud4wi.api.transport import HttpTransport, Reply, Transport
 from airflow_provider_cloud4wi.windows import Window
 
-_LOST_SCROLL_STATUSES = (400, 404, 410)
 #: Fresh logins whose token a data request may see refused (401) before the refusal is final.
 MAX_REFUSED_FRESH_LOGINS = 3
 #: Requests a pull sends at once unless told otherwise.
 DEFAULT_MAX_CONCURRENCY = 4
 #: Requests sent with one fresh token while it is refused: a gateway may take a moment to know it.
 TRIES_PER_FRESH_TOKEN = 4
-
-
-@dataclass(frozen=True)
-class _Query:
-    """One pull's fixed parts: where, which events, how many per page."""
-
-    path: str
-    organization_id: str
-    bounds: tuple[str, str]
-    types_param: str | None
-    page_size: int
-    scroll: bool
-    lines: bool
-    limiter: AdaptiveLimiter | None = None
 
 
 class EventsClient:
@@ -94,6 +73,7 @@ class EventsClient:
         self.log = log or logging.getLogger(__name__)
         self.auth = TokenKeeper(settings, self.transport, self.log, on_secret)
         self.progress_log_seconds = progress_log_seconds
+        self._loop = PageLoop(self.request, self.retry, self.log, progress_log_seconds)
 
     # ------------------------------------------------------------------ requests
     def get_token(self) -> str:
@@ -301,12 +281,12 @@ class EventsClient:
         self.log.info("Pulling Cloud4Wi events of organization %s in %s.", org, window)
         path = protocol.events_path(org, customer_id)
         # The per-contact endpoint has no scroll: the time cursor pages through it alone.
-        query = _Query(path, org, bounds, types_param, page_size, scroll=not customer_id, lines=lines)
+        query = Query(path, org, bounds, types_param, page_size, scroll=not customer_id, lines=lines)
         label = f"organization {org} in {window}"
         if max_concurrency == 1:
-            yield from self._pages(query, WindowFilter(window, bounds), stats, label)
+            yield from self._loop.pages(query, WindowFilter(window, bounds), stats, label)
         else:
-            yield from self._sliced(query, window, stats, label, max_concurrency)
+            yield from self._loop.sliced(query, window, stats, label, max_concurrency)
         self.log.info(
             "Pulled %d events of organization %s in %s: %d pages, %d duplicates dropped, %d scroll resumes, "
             "%d retries, %.1fs, %.0f events/s.",
@@ -320,132 +300,6 @@ class EventsClient:
             stats.elapsed_seconds,
             stats.events_per_second,
         )
-
-    def _sliced(
-        self, query: _Query, window: Window, stats: PullStats, label: str, max_concurrency: int
-    ) -> Iterator[Any]:
-        """The pull of :meth:`_pages` over time slices pulled at once (see ``api/parallel.py``)."""
-        limited = replace(query, limiter=AdaptiveLimiter(max_concurrency, self.log))
-        self.log.info("Pulling %s with up to %d requests at once.", label, max_concurrency)
-
-        def pull_slice(piece: Slice, splitter: Splitter) -> Iterator[Any]:
-            bounds = (piece.first, piece.last)
-            piece_window = WindowFilter.for_seconds(window, *bounds)
-            piece_query = replace(limited, bounds=bounds)
-            return self._pages(piece_query, piece_window, piece.stats, label, splitter=splitter)
-
-        first, last = query.bounds
-        yield from SlicedPull(
-            pull_slice, first, last, max_concurrency=max_concurrency, stats=stats, batch_size=query.page_size
-        )
-
-    def _pages(
-        self,
-        query: _Query,
-        window: WindowFilter,
-        stats: PullStats,
-        label: str,
-        *,
-        splitter: Splitter | None = None,
-    ) -> Iterator[Any]:
-        """
-        Drive one pull: a scroll where the endpoint has one, else fresh queries from the time cursor.
-
-        Both end the same way whatever goes wrong in between: every event of the window delivered
-        once, because a lost scroll only ever falls back to a fresh query from the cursor.
-        """
-        cursor = TimeCursor(query.bounds[0])
-        delivery = Delivery(window, cursor, stats, self.log, label)
-        scroll = Scroll(query.scroll)
-        progress = Progress(label, stats, self.log, self.progress_log_seconds)
-        while True:
-            page, from_fresh_query = self._next_page(query, scroll, cursor, stats)
-            events: list[Any] = page["events"]
-            progress.page_arrived()
-            delivered_before, second_before = stats.events, cursor.second
-            yield from delivery.page(events, lines=query.lines)
-            if not events:
-                return
-            progress.page_delivered(stats.events - delivered_before, cursor.second != second_before)
-            if not from_fresh_query:
-                continue
-            # A short first page holds everything left. A full one that brought nothing new means
-            # one second holds more events than a page, which paging by time cannot get past.
-            if len(events) < query.page_size:
-                return
-            if stats.events == delivered_before:
-                raise Cloud4WiApiError(
-                    f"More than {query.page_size} events of {query.path} share the second "
-                    f"{cursor.second}, so paging by time cannot move past it. Raise page_size "
-                    f"(up to {protocol.MAX_PAGE_SIZE})."
-                )
-            new_last = splitter(cursor.second) if splitter else None
-            if new_last is not None:  # the rest of the range went to another slice
-                query = replace(query, bounds=(query.bounds[0], new_last))
-                window.shrink_to(new_last)
-                scroll.take()  # the scroll would run past the new end: the next page is a fresh query
-
-    def _next_page(
-        self, query: _Query, scroll: Scroll, cursor: TimeCursor, stats: PullStats
-    ) -> tuple[dict[str, Any], bool]:
-        """The next page under the retry policy, and whether it came from a fresh query."""
-
-        def attempt() -> tuple[dict[str, Any], bool]:
-            sent = scroll.take()  # a continuation that failed is never sent again
-            page = (
-                self._continuation(query, sent, cursor, stats) if sent else self._fresh_query(query, cursor)
-            )
-            if not isinstance(page, dict) or not isinstance(page.get("events"), list):
-                raise Cloud4WiApiError(f"Unexpected reply from {query.path}: no 'events' list.")
-            scroll.keep(page, sent)
-            return page, sent is None
-
-        def count_retry() -> None:
-            stats.retries += 1
-
-        try:
-            return self.retry.run(f"events page {stats.pages + 1}", attempt, self.log, on_retry=count_retry)
-        except MalformedReply as err:
-            raise Cloud4WiApiError(f"Events page {stats.pages + 1}: {err}", http_status=200) from None
-
-    def _fresh_query(self, query: _Query, cursor: TimeCursor) -> Any:
-        params = protocol.query_params(
-            cursor.resume_from, query.bounds[1], query.types_param, query.page_size, scroll=query.scroll
-        )
-        return self.request(
-            "GET",
-            query.path,
-            params=params,
-            organization_id=query.organization_id,
-            raw_events=query.lines,
-            limiter=query.limiter,
-        )
-
-    def _continuation(self, query: _Query, sent: str, cursor: TimeCursor, stats: PullStats) -> Any:
-        params = protocol.continuation_params(sent, query.page_size)
-        try:
-            return self.request(
-                "GET",
-                query.path,
-                params=params,
-                organization_id=query.organization_id,
-                raw_events=query.lines,
-                limiter=query.limiter,
-            )
-        except Cloud4WiApiError as err:
-            if err.http_status not in _LOST_SCROLL_STATUSES:
-                raise
-            stats.resumes += 1
-            raise ScrollLost(
-                f"scroll expired or unknown (HTTP {err.http_status}); resuming from {cursor.resume_from}",
-                immediate=True,
-            ) from None
-        except Cloud4WiTransientError as err:
-            stats.resumes += 1
-            raise Cloud4WiTransientError(
-                f"{err}; the scroll is abandoned and the pull resumes from {cursor.resume_from}",
-                retry_after=err.retry_after,
-            ) from None
 
     def count_events(
         self,

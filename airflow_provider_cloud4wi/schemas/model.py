@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
+from airflow_provider_cloud4wi.api.protocol import EVENT_TYPES
+
 __all__ = [
     "EVENT_FIELDS",
     "KEY_PREFIX",
@@ -73,21 +75,7 @@ def _struct(name: str, description: str, *fields: Field, documented: bool = True
 
 
 #: Every event type the transfers know; the API may add others, which land like any event.
-KNOWN_EVENT_TYPES: tuple[str, ...] = (
-    "signup",
-    "visit",
-    "login",
-    "promo",
-    "survey",
-    "send_email",
-    "open_email",
-    "click_email",
-    "send_sms",
-    "click_sms",
-    "arriving",
-    "geo_visit",
-    "geo_arriving",
-)
+KNOWN_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES
 
 _UNDOCUMENTED = "Not shown in the public docs: the shape the simulator assumes."
 

@@ -248,7 +248,7 @@ def gzip_stream(prefix: bytes, filler: bytes, filler_bytes: int, suffix: bytes) 
 
 # ------------------------------------------------------------------------------------------ memory
 _PULL_SCRIPT = r"""
-import dataclasses, json, resource, sys, time
+import dataclasses, json, sys, time
 
 from airflow_provider_cloud4wi.api.client import EventsClient
 from airflow_provider_cloud4wi.api.retry import RetryPolicy
@@ -266,13 +266,15 @@ client = EventsClient(settings, retry=retry)
 client.get_token()  # the login, and every import a pull needs, before the baseline
 
 
-def rss_now_kib():
+def status_kib(field):
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 
 
-# The RSS now, not the peak so far: the imports' own peak would hide the first MBs of the pull's.
-before_kib = rss_now_kib()
+# Reset the peak to the RSS now: the imports' own peak (Airflow starting up) is not the pull's.
+with open("/proc/self/clear_refs", "w") as clear_refs:
+    clear_refs.write("5")
+before_kib = status_kib("VmRSS")
 started = time.monotonic()
 try:
     count = sum(1 for _ in client.iter_events(*args["window"], **args["pull_kwargs"]))
@@ -280,7 +282,7 @@ try:
 except Exception as err:
     outcome = {"error": type(err).__name__, "message": str(err)}
 elapsed = time.monotonic() - started
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak_kib = status_kib("VmHWM")
 print(json.dumps({**outcome, "growth_mb": (peak_kib - before_kib) / 1024, "seconds": elapsed}))
 """
 
@@ -292,7 +294,7 @@ def pull_in_subprocess(
     Pull the test window from ``server_url`` in a fresh interpreter and report how it went.
 
     :return: ``events`` (a count) or ``error`` and ``message``; ``growth_mb``, the peak RSS during
-        the pull (``ru_maxrss``) less the RSS just before it (after login and imports), an upper
+        the pull (``VmHWM``, reset before it) less the RSS just before it (after login and imports), an upper
         bound of what the pull added; ``seconds``, the pull's duration.
     """
     args = {
