@@ -220,17 +220,8 @@ class EventsClient:
             parallel (and cut again where the events are dense), delivered in the same order as a
             sequential pull; 1 pulls sequentially. Default: the client's.
         """
-        stats = PullStats()
-        args = (
-            window_start,
-            window_end,
-            event_types,
-            customer_id,
-            organization_id,
-            page_size,
-            self.max_concurrency if max_concurrency is None else max_concurrency,
-        )
-        return EventPull(self._pull(*args, stats=stats, lines=False), stats)
+        args = (window_start, window_end, event_types, customer_id, organization_id, page_size)
+        return self._start(*args, max_concurrency, lines=False)
 
     def iter_event_lines(
         self,
@@ -244,17 +235,13 @@ class EventsClient:
         max_concurrency: int | None = None,
     ) -> EventPull[bytes]:
         """The events of :meth:`iter_events` as compact JSON lines (the API's own text where it can)."""
+        args = (window_start, window_end, event_types, customer_id, organization_id, page_size)
+        return self._start(*args, max_concurrency, lines=True)
+
+    def _start(self, *args: Any, lines: bool) -> EventPull[Any]:
+        """A lazy pull of :meth:`_pull` with its statistics; nothing is requested yet."""
         stats = PullStats()
-        args = (
-            window_start,
-            window_end,
-            event_types,
-            customer_id,
-            organization_id,
-            page_size,
-            self.max_concurrency if max_concurrency is None else max_concurrency,
-        )
-        return EventPull(self._pull(*args, stats=stats, lines=True), stats)
+        return EventPull(self._pull(*args, stats=stats, lines=lines), stats)
 
     def _pull(
         self,
@@ -264,11 +251,13 @@ class EventsClient:
         customer_id: str | None,
         organization_id: str | None,
         page_size: int,
-        max_concurrency: int,
+        max_concurrency: int | None,
         *,
         stats: PullStats,
         lines: bool,
     ) -> Iterator[Any]:
+        if max_concurrency is None:
+            max_concurrency = self.max_concurrency
         window = Window.parse(window_start, window_end)
         protocol.check_page_size(page_size)
         protocol.check_concurrency(max_concurrency)
