@@ -32,7 +32,8 @@ value is in ``raw``.
 Row groups of ``row_group_events`` events are written as the events arrive, so memory holds one
 row group whatever the stream's size. The same events with the same arguments and the same pyarrow
 version always give the same bytes (the files hold no time stamp; ``created_by`` names the pyarrow
-version).
+version). :class:`ParquetSink` is the same writing, fed one document at a time, for a caller that
+keeps several outputs open at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ __all__ = [
     "MEDIA_TYPE",
     "PARQUET_COMPRESSIONS",
     "ROW_GROUP_EVENTS",
+    "ParquetSink",
     "arrow_schema",
     "check_parquet_available",
     "check_parquet_compression",
@@ -355,39 +357,96 @@ def _as_line(document: Mapping[str, Any] | bytes) -> bytes:
     return document if isinstance(document, bytes) else _dumps(document)
 
 
-def _write_all(
-    documents: Iterable[Mapping[str, Any] | bytes],
-    directory: Path,
-    compression: str | None,
-    max_events_per_file: int | None,
-    row_group_events: int,
-) -> list[PartFile]:
-    parts: list[PartFile] = []
+class ParquetSink:
+    """
+    Write documents handed over one at a time into numbered Parquet parts in ``directory``.
 
-    def open_part() -> _OpenParquetPart:
-        index = len(parts)
-        return _OpenParquetPart(directory / f"part-{index:05d}{FILE_EXTENSION}", index, compression)
+    This is what :func:`write_parquet_parts` is built on; several sinks can be open at once (one
+    per event type, say), each holding one part open and at most ``row_group_events`` pending
+    documents. The first part is opened at once, so a sink finished without a document gives one
+    valid file with the schema and no rows. Call :meth:`finish` after the last document, or
+    :meth:`discard` to give up; either closes every file. The caller owns ``directory``.
 
-    current = open_part()
-    pending: list[bytes] = []
-    try:
-        for document in documents:
-            # Opened only when an event needs it: k * N events end with part k - 1, no empty part.
-            if max_events_per_file is not None and current.events + len(pending) == max_events_per_file:
-                current.add(pending)
-                pending = []
-                parts.append(current.finish())
-                current = open_part()
-            pending.append(_as_line(document))
-            if len(pending) == row_group_events:
-                current.add(pending)
-                pending = []
+    :param directory: an existing directory the parts are written into, as
+        ``part-00000.parquet``, ``part-00001.parquet``...
+    :param compression: the Parquet codec, one of :data:`PARQUET_COMPRESSIONS`.
+    :param max_events_per_file: start a new part after this many documents; None for one file.
+    :param row_group_events: events per row group (the unit held in memory).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        compression: str | None = "zstd",
+        max_events_per_file: int | None = None,
+        row_group_events: int = ROW_GROUP_EVENTS,
+    ) -> None:
+        check_parquet_available()
+        self._directory = directory
+        self._compression = check_parquet_compression(compression)
+        self._max_events = check_max_events_per_file(max_events_per_file)
+        self._row_group_events = _check_row_group_events(row_group_events)
+        self._parts: list[PartFile] = []
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._current: _OpenParquetPart | None = self._open_part()
+
+    def _open_part(self) -> _OpenParquetPart:
+        index = len(self._parts)
+        path = self._directory / f"part-{index:05d}{FILE_EXTENSION}"
+        return _OpenParquetPart(path, index, self._compression)
+
+    def _require_open(self) -> _OpenParquetPart:
+        if self._current is None:
+            raise RuntimeError("this sink is finished or discarded")
+        return self._current
+
+    @property
+    def buffered_bytes(self) -> int:
+        """How many bytes of documents wait in memory for their row group."""
+        return self._pending_bytes
+
+    def add(self, document: Mapping[str, Any] | bytes) -> None:
+        """
+        Append one document as one row.
+
+        :param document: ``bytes``, one document serialised already (compact JSON, UTF-8, no
+            newline), kept as is in ``raw``; or a mapping, serialised first.
+        """
+        current = self._require_open()
+        # Opened only when an event needs it: k * N events end with part k - 1, no empty part.
+        if self._max_events is not None and current.events + len(self._pending) == self._max_events:
+            self.flush()
+            self._current = None
+            self._parts.append(current.finish())
+            self._current = self._open_part()
+        line = _as_line(document)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if len(self._pending) == self._row_group_events:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending documents now as one (smaller) row group, to free memory."""
+        current = self._require_open()
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
         current.add(pending)
-        parts.append(current.finish())
-    except BaseException:
-        current.discard()
-        raise
-    return parts
+
+    def finish(self) -> list[PartFile]:
+        """Write what is pending, close the last part and return every part written, in order."""
+        self.flush()
+        current = self._require_open()
+        self._current = None
+        self._parts.append(current.finish())
+        return list(self._parts)
+
+    def discard(self) -> None:
+        """Close whatever is open, leaving the files to be removed with the directory."""
+        current, self._current = self._current, None
+        self._pending, self._pending_bytes = [], 0
+        if current is not None:
+            current.discard()
 
 
 def _check_row_group_events(row_group_events: int) -> int:
@@ -426,11 +485,24 @@ def write_parquet_parts(
     :param temp_dir: where to create the temporary directory; default: the system's temp dir.
     """
     check_parquet_available()
-    compression = check_parquet_compression(compression)
-    max_events_per_file = check_max_events_per_file(max_events_per_file)
-    row_group_events = _check_row_group_events(row_group_events)
+    check_parquet_compression(compression)
+    check_max_events_per_file(max_events_per_file)
+    _check_row_group_events(row_group_events)
     directory = Path(tempfile.mkdtemp(prefix="cloud4wi-events-parquet-", dir=temp_dir))
     try:
-        yield _write_all(documents, directory, compression, max_events_per_file, row_group_events)
+        sink = ParquetSink(
+            directory,
+            compression=compression,
+            max_events_per_file=max_events_per_file,
+            row_group_events=row_group_events,
+        )
+        try:
+            for document in documents:
+                sink.add(document)
+            parts = sink.finish()
+        except BaseException:
+            sink.discard()
+            raise
+        yield parts
     finally:
         shutil.rmtree(directory, ignore_errors=True)

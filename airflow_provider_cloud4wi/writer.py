@@ -5,6 +5,8 @@ of documents as it arrives, one line per document, into numbered files inside a 
 directory, and removes that directory when its ``with`` block ends, whether the block succeeded
 or not. Only one buffer of at most about a megabyte is held in memory, whatever the stream's size
 (plus, with the default compressor, the one block being compressed in its thread).
+:class:`JsonLinesSink` is the same writing, fed one document at a time, for a caller that keeps
+several outputs open at once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "COMPRESSIONS",
     "CompressedStream",
     "GzipFactory",
+    "JsonLinesSink",
     "PartFile",
     "check_compression",
     "check_max_events_per_file",
@@ -203,7 +206,7 @@ class _OpenPart:
         self.path = path
         self.index = index
         self.events = 0
-        self._buffer = bytearray()
+        self.buffer = bytearray()
         self._raw: IO[bytes] = path.open("wb")
         self._compressor: CompressedStream | None = None
         if gzip_factory is not None:
@@ -214,20 +217,21 @@ class _OpenPart:
                 raise
 
     def add(self, line: bytes) -> None:
-        self._buffer += line
-        self._buffer += b"\n"
+        self.buffer += line
+        self.buffer += b"\n"
         self.events += 1
         # Handing the compressor one large block instead of one line at a time is much faster.
-        if len(self._buffer) >= _FLUSH_BYTES:
-            self._flush()
+        if len(self.buffer) >= _FLUSH_BYTES:
+            self.flush()
 
-    def _flush(self) -> None:
-        (self._compressor or self._raw).write(self._buffer)
-        self._buffer.clear()
+    def flush(self) -> None:
+        if self.buffer:
+            (self._compressor or self._raw).write(self.buffer)
+            self.buffer.clear()
 
     def finish(self) -> PartFile:
         try:
-            self._flush()
+            self.flush()
         finally:
             self.discard()
         return PartFile(self.index, self.path, self.events, self.path.stat().st_size)
@@ -241,35 +245,86 @@ class _OpenPart:
             self._raw.close()
 
 
-def _write_all(
-    documents: Iterable[Mapping[str, Any] | bytes],
-    directory: Path,
-    extension: str,
-    gzip_factory: GzipFactory | None,
-    max_events_per_file: int | None,
-) -> list[PartFile]:
-    parts: list[PartFile] = []
+class JsonLinesSink:
+    """
+    Write documents handed over one at a time into numbered JSON Lines parts in ``directory``.
 
-    def open_part() -> _OpenPart:
-        index = len(parts)
-        return _OpenPart(directory / f"part-{index:05d}{extension}", index, gzip_factory)
+    This is what :func:`write_parts` is built on; several sinks can be open at once (one per
+    event type, say), each holding one part open and a buffer of at most about a megabyte. The
+    first part is opened at once, so a sink finished without a document gives one empty part.
+    Call :meth:`finish` after the last document, or :meth:`discard` to give up; either closes
+    every file. The caller owns ``directory`` and removes it.
 
-    current = open_part()
-    try:
-        for document in documents:
-            # A part is opened only when an event needs it, so a stream of exactly k * N events
-            # ends with part k - 1 rather than an extra empty part.
-            if max_events_per_file is not None and current.events == max_events_per_file:
-                parts.append(current.finish())
-                current = open_part()
-            # bytes are a document serialised already (Cloud4WiHook.iter_event_lines): no JSON
-            # document is a bytes object, so there is no ambiguity.
-            current.add(document if isinstance(document, bytes) else _dumps(document))
-        parts.append(current.finish())
-    except BaseException:
-        current.discard()
-        raise
-    return parts
+    :param directory: an existing directory the parts are written into, as
+        ``part-00000<ext>``, ``part-00001<ext>``...
+    :param compression: ``"gzip"`` or None.
+    :param max_events_per_file: start a new part after this many documents; None for one file.
+    :param gzip_factory: the compressor used when ``compression`` is ``"gzip"``.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        compression: str | None = "gzip",
+        max_events_per_file: int | None = None,
+        gzip_factory: GzipFactory = default_gzip,
+    ) -> None:
+        self._directory = directory
+        self._extension = file_extension(compression)
+        self._max_events = check_max_events_per_file(max_events_per_file)
+        self._gzip_factory = gzip_factory if compression == "gzip" else None
+        self._parts: list[PartFile] = []
+        self._current: _OpenPart | None = self._open_part()
+
+    def _open_part(self) -> _OpenPart:
+        index = len(self._parts)
+        return _OpenPart(self._directory / f"part-{index:05d}{self._extension}", index, self._gzip_factory)
+
+    def _require_open(self) -> _OpenPart:
+        if self._current is None:
+            raise RuntimeError("this sink is finished or discarded")
+        return self._current
+
+    @property
+    def buffered_bytes(self) -> int:
+        """How many bytes wait in memory to be handed to the file (or its compressor)."""
+        return 0 if self._current is None else len(self._current.buffer)
+
+    def add(self, document: Mapping[str, Any] | bytes) -> None:
+        """
+        Append one document as one line.
+
+        :param document: a mapping to serialise, or ``bytes``: one document serialised already
+            (one line of JSON without its newline, as ``Cloud4WiHook.iter_event_lines`` yields).
+        """
+        current = self._require_open()
+        # A part is opened only when an event needs it, so a stream of exactly k * N events
+        # ends with part k - 1 rather than an extra empty part.
+        if self._max_events is not None and current.events == self._max_events:
+            self._current = None
+            self._parts.append(current.finish())
+            current = self._current = self._open_part()
+        # No JSON document is a bytes object, so bytes can only be a serialised document.
+        current.add(document if isinstance(document, bytes) else _dumps(document))
+
+    def flush(self) -> None:
+        """Hand the buffered lines to the file now (to free memory); the output stays valid."""
+        if self._current is not None:
+            self._current.flush()
+
+    def finish(self) -> list[PartFile]:
+        """Close the last part and return every part written, in order."""
+        current = self._require_open()
+        self._current = None
+        self._parts.append(current.finish())
+        return list(self._parts)
+
+    def discard(self) -> None:
+        """Close whatever is open, leaving the files to be removed with the directory."""
+        current, self._current = self._current, None
+        if current is not None:
+            current.discard()
 
 
 @contextlib.contextmanager
@@ -303,16 +358,23 @@ def write_parts(
         :func:`stdlib_gzip` for the contract. Default: :func:`default_gzip`.
     :param temp_dir: where to create the temporary directory; default: the system's temp dir.
     """
-    extension = file_extension(compression)
-    max_events_per_file = check_max_events_per_file(max_events_per_file)
+    check_compression(compression)
+    check_max_events_per_file(max_events_per_file)
     directory = Path(tempfile.mkdtemp(prefix="cloud4wi-events-", dir=temp_dir))
     try:
-        yield _write_all(
-            documents,
+        sink = JsonLinesSink(
             directory,
-            extension,
-            gzip_factory if compression == "gzip" else None,
-            max_events_per_file,
+            compression=compression,
+            max_events_per_file=max_events_per_file,
+            gzip_factory=gzip_factory,
         )
+        try:
+            for document in documents:
+                sink.add(document)
+            parts = sink.finish()
+        except BaseException:
+            sink.discard()
+            raise
+        yield parts
     finally:
         shutil.rmtree(directory, ignore_errors=True)

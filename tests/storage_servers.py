@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from airflow_provider_cloud4wi.transfers.keys import MANIFEST_SUFFIX, ObjectNames
+from airflow_provider_cloud4wi.transfers.manifest import Manifest
 from devtools import servers
 from devtools.servers import LocalServer
 
@@ -59,6 +61,25 @@ class BucketView(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Write an object."""
         ...
+
+
+def data_keys(bucket: BucketView, prefix: str = "") -> list[str]:
+    """The names of the data objects under ``prefix`` (every object but the exports' manifests), sorted."""
+    return [key for key in bucket.keys(prefix) if not key.endswith(MANIFEST_SUFFIX)]
+
+
+def stored_manifest(bucket: BucketView, key: str) -> Manifest:
+    """The manifest of the export whose (unsplit) key or manifest key is ``key``, parsed."""
+    if not key.endswith(MANIFEST_SUFFIX):
+        key = ObjectNames.from_key(key).manifest_key
+    return Manifest.from_bytes(bucket.read(key))
+
+
+def assert_committed_once(bucket: BucketView, keys: list[str]) -> None:
+    """The bucket's data objects are exactly ``keys``, each the one object its manifest lists."""
+    assert data_keys(bucket) == sorted(keys)
+    for key in keys:
+        assert stored_manifest(bucket, key).keys == [key], key
 
 
 @dataclass

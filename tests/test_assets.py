@@ -144,6 +144,7 @@ def test_an_asset_alias_outlet_gets_the_asset_of_the_runs_object_with_what_it_ho
                 "event_count": len(list(simulator.expected_events(start, start + dt.timedelta(hours=1)))),
                 "bytes": len(s3_bucket.read(key)),
                 "objects": [uri],
+                "manifest": uri.replace(".jsonl.gz", ".manifest.json"),
             },
         }
     ]

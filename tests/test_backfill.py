@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from integration_stack import airflow_major, answers, example_connections, hour_key, wait_until
-from storage_servers import LocalServer, S3BucketView
+from storage_servers import LocalServer, S3BucketView, assert_committed_once
 
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
 from devtools.airflow_stack import COMMANDS, AirflowProcesses, clean_environment
@@ -248,7 +248,7 @@ def test_a_six_hour_backfill_run_by_the_scheduler_exports_every_hour_once(
     assert states == ["success"] * HOURS, deployment.diagnostics()
     hours = [FIRST_HOUR + n * HOUR for n in range(HOURS)]
     keys = [hour_key(cloud4wi_simulator.organization_id, start) for start in hours]
-    assert s3_bucket.keys() == keys
+    assert_committed_once(s3_bucket, keys)
     for start, key in zip(hours, keys, strict=True):
         stored = [json.loads(line) for line in gzip.decompress(s3_bucket.read(key)).decode().splitlines()]
         assert stored == list(cloud4wi_simulator.expected_events(start, start + HOUR)), key

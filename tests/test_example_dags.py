@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_servers import BucketView
+from storage_servers import BucketView, assert_committed_once
 
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
 
@@ -135,7 +135,7 @@ def assert_each_hour_stored_once(
 ) -> None:
     """The bucket holds exactly one object per hour, each with exactly that hour's events."""
     keys = hourly_keys(simulator.organization_id, first_hour, hours)
-    assert bucket.keys() == keys
+    assert_committed_once(bucket, keys)
     for n, key in enumerate(keys):
         start = first_hour + n * HOUR
         assert stored_events(bucket, key) == list(simulator.expected_events(start, start + HOUR))
@@ -201,7 +201,7 @@ def test_a_daily_backfill_run_maps_the_day_into_24_hourly_objects_without_gap_or
     mapped = [ti for ti in run.get_task_instances() if ti.task_id == "export_hour"]
     assert sorted(ti.map_index for ti in mapped) == list(range(24))
     keys = hourly_keys(simulator.organization_id, day, 24)
-    assert s3_bucket.keys() == keys
+    assert_committed_once(s3_bucket, keys)
     stored = [event for key in keys for event in stored_events(s3_bucket, key)]
     assert stored == list(simulator.expected_events(day, day + DAY))
     summary = run.get_task_instance("summarize_day").xcom_pull(task_ids="summarize_day")

@@ -123,7 +123,7 @@ def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
 
     monkeypatch.setattr(requests.Session, "close", close)
     monkeypatch.setattr(Cloud4WiHook, "iter_event_lines", lines)
-    monkeypatch.setattr(base, "write_parts", failing_writer)
+    monkeypatch.setattr(base, "write_export_files", failing_writer)
     operator = Cloud4WiEventsToS3Operator(
         task_id="export",
         s3_bucket=s3_bucket.name,

@@ -6,10 +6,13 @@ from typing import Any, Protocol
 
 
 class Log(Protocol):
-    """A logger with ``info`` and ``warning`` taking %-style arguments."""
+    """A logger with ``info``, ``warning`` and ``error`` taking %-style arguments."""
 
     def info(self, msg: str, /, *args: Any) -> Any:
         """Log at INFO."""
 
     def warning(self, msg: str, /, *args: Any) -> Any:
         """Log at WARNING."""
+
+    def error(self, msg: str, /, *args: Any) -> Any:
+        """Log at ERROR."""

@@ -113,9 +113,10 @@ class PageLoop:
                 return
             if stats.events == delivered_before:
                 raise Cloud4WiApiError(
-                    f"More than {query.page_size} events of {query.path} share the second "
-                    f"{cursor.second}, so paging by time cannot move past it. Raise page_size "
-                    f"(up to {protocol.MAX_PAGE_SIZE})."
+                    f"A full page of {query.path} from {cursor.second} brought no new event: more "
+                    f"than {query.page_size} events share that second, which paging by time cannot "
+                    f"move past (raise page_size, up to {protocol.MAX_PAGE_SIZE}), or the server "
+                    "ignores the query's time bounds."
                 )
             new_last = splitter(cursor.second) if splitter else None
             if new_last is not None:  # the rest of the range went to another slice

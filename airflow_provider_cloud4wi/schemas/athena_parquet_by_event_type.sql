@@ -22,6 +22,6 @@ TBLPROPERTIES (
   'projection.date.interval' = '1',
   'projection.date.interval.unit' = 'DAYS',
   'projection.event_type.type' = 'enum',
-  'projection.event_type.values' = 'signup,visit,login,promo,survey,send_email,open_email,click_email,send_sms,click_sms,arriving,geo_visit,geo_arriving',
+  'projection.event_type.values' = 'signup,visit,login,promo,survey,send_email,open_email,click_email,send_sms,click_sms,arriving,geo_visit,geo_arriving,unknown',
   'storage.location.template' = 's3://my-bucket/cloud4wi/events/organization_id=${organization_id}/date=${date}/event_type=${event_type}/'
 );

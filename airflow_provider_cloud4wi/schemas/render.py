@@ -175,7 +175,9 @@ def _projection(partitions: tuple[str, ...]) -> list[tuple[str, str]]:
         elif name == "event_type":
             properties += [
                 ("projection.event_type.type", "enum"),
-                ("projection.event_type.values", ",".join(KNOWN_EVENT_TYPES)),
+                # "unknown" is where a partitioned export puts the events whose type cannot name a
+                # path segment (export_files.UNKNOWN_EVENT_TYPE): without it they would be invisible.
+                ("projection.event_type.values", ",".join((*KNOWN_EVENT_TYPES, "unknown"))),
             ]
     levels = "/".join(f"{name}=${{{name}}}" for name in partitions)
     properties.append(("storage.location.template", f"s3://{_BUCKET}/{KEY_PREFIX}/{levels}/"))

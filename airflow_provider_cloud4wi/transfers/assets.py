@@ -20,8 +20,8 @@ def asset_event_extra(
     """
     The extra of an export's asset events: JSON values only, never a token.
 
-    :param result: the export's result (``objects``, ``event_count``, ``bytes``, ``window_start``,
-        ``window_end``).
+    :param result: the export's result (``objects``, ``manifest``, ``event_count``, ``bytes``,
+        ``window_start``, ``window_end``).
     :param organization_id: the organization exported.
     :param partition_key: the run's partition key, if the run has one.
     """
@@ -33,6 +33,8 @@ def asset_event_extra(
         "bytes": result["bytes"],
         "objects": list(result["objects"]),
     }
+    if result.get("manifest"):
+        extra["manifest"] = result["manifest"]
     if partition_key:
         extra["partition_key"] = partition_key
     return extra

@@ -1,9 +1,10 @@
 """The transfer operator every Cloud4Wi-events-to-object-storage operator shares.
 
-A run pulls one window of events through :class:`Cloud4WiHook` into local JSON Lines files
-(:mod:`airflow_provider_cloud4wi.writer`), and only then uploads them to deterministic names and
-removes the objects of an earlier run of the same window that the new run did not rewrite.
-Subclasses say how to upload, list and delete with their storage's official hook; nothing else.
+A run pulls one window of events through :class:`Cloud4WiHook` into local files
+(:mod:`airflow_provider_cloud4wi.export_files`), and only then uploads them, each checked by the
+store, writes the export's manifest last as its commit point, and only after that removes what
+earlier runs of the same window left (:mod:`airflow_provider_cloud4wi.transfers.sweep`).
+Subclasses say how to upload, list, read, delete and abort with their storage's official hook.
 """
 
 from __future__ import annotations
@@ -11,33 +12,52 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import secrets
+import tempfile
 import time
 from abc import abstractmethod
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_cloud4wi._compat import AirflowException, BaseOperator, Context
+from airflow_provider_cloud4wi import __version__
+from airflow_provider_cloud4wi._compat import BaseOperator, Context
 from airflow_provider_cloud4wi.api.client import DEFAULT_MAX_CONCURRENCY
 from airflow_provider_cloud4wi.api.protocol import check_concurrency, check_page_size, normalize_event_types
 from airflow_provider_cloud4wi.api.pull import PullStats
+from airflow_provider_cloud4wi.export_files import (
+    FileGroup,
+    check_file_format,
+    check_partition_by,
+    file_extension,
+    media_type,
+    resolve_compression,
+    write_export_files,
+)
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
+from airflow_provider_cloud4wi.parquet import check_parquet_available
 from airflow_provider_cloud4wi.prefetch import prefetched
+from airflow_provider_cloud4wi.tempfiles import local_disk_error, sweep_stale_temp_dirs
 from airflow_provider_cloud4wi.transfers.assets import asset_event_extra, record_asset_events
-from airflow_provider_cloud4wi.transfers.keys import ObjectNames, default_key
+from airflow_provider_cloud4wi.transfers.bucket import Cloud4WiStorageError, ExportBucket, PlannedObject
+from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject, file_checksum
+from airflow_provider_cloud4wi.transfers.keys import (
+    ExportLayout,
+    ObjectNames,
+    default_key,
+    new_run_token,
+    run_identity,
+)
 from airflow_provider_cloud4wi.transfers.lineage import (
     EventsSource,
     ExportTarget,
     WrittenStatistics,
     export_lineage,
 )
+from airflow_provider_cloud4wi.transfers.manifest import Manifest, ManifestObject
+from airflow_provider_cloud4wi.transfers.sweep import stale_keys
 from airflow_provider_cloud4wi.windows import Window, run_window
-from airflow_provider_cloud4wi.writer import (
-    PartFile,
-    check_compression,
-    check_max_events_per_file,
-    write_parts,
-)
+from airflow_provider_cloud4wi.writer import check_max_events_per_file
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -45,10 +65,8 @@ if TYPE_CHECKING:
 __all__ = ["Cloud4WiEventsTransferBaseOperator", "Cloud4WiStorageError", "ObjectNames", "default_key"]
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class Cloud4WiStorageError(AirflowException):
-    """Object storage refused an operation; the message names the operation, the object and why."""
+#: Local temporary directories of this provider untouched for this long belong to a killed run.
+_LOCAL_LEFTOVERS_AFTER = dt.timedelta(hours=6)
 
 
 def _current_context() -> Mapping[str, Any]:
@@ -63,24 +81,31 @@ def _current_context() -> Mapping[str, Any]:
 
 class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     """
-    Export the Cloud4Wi events of one window to object storage as JSON Lines, one event per line.
+    Export the Cloud4Wi events of one window to object storage as JSON Lines or Parquet.
 
-    A run lists what an earlier run of the same key left (which also checks the bucket before
-    the pull), pulls the whole window into local temporary files, and only then uploads them,
-    each replacing the object of the same name. Once every file is uploaded, the earlier run's
-    objects this run did not rewrite (extra parts, or the unsplit key) are deleted, so re-running
-    a window always leaves exactly one copy of each of its events. Objects of other keys, even
-    ones sharing the key's prefix, are never touched.
+    A run lists what earlier runs of the same key left (which also checks the bucket before the
+    pull), pulls the whole window into local temporary files, and only then uploads them, each
+    verified by the store against the checksum computed locally. The manifest,
+    ``<stem>.manifest.json``, is written last: it names every object of the run with its events,
+    bytes and checksum, so a reader that follows it never sees a mixed set. An export of one
+    object lives at its key; an export of several (``max_events_per_file``, ``partition_by``)
+    names them after the run, so two runs never write the same name. Only once the manifest is in
+    place are the objects of earlier runs deleted (:mod:`~airflow_provider_cloud4wi.transfers.sweep`
+    says which), so re-running a window leaves exactly one copy of each of its events. Objects of
+    other keys, even ones sharing the key's prefix, are never touched.
 
-    On failure: an API error leaves the bucket untouched; a failed upload removes the objects this
-    run had newly created and leaves the earlier run's objects in place (those already replaced
-    hold this run's version of the same parts). The local files are removed in every case.
+    On failure: an API error or a full local disk leaves the bucket untouched; a failed upload
+    removes the objects this run had newly created and leaves the earlier run's manifest and
+    objects in place. The local files are removed in every case, and a run also removes this
+    provider's local directories a killed run left more than 6 hours ago, and aborts the S3
+    multipart uploads a killed run of this task left open under the export's names.
 
-    The result, pushed to XCom, is ``{"objects": [uri, ...], "event_count": n, "bytes": b,
-    "window_start": iso, "window_end": iso}``.
+    The result, pushed to XCom, is ``{"objects": [uri, ...], "manifest": uri, "event_count": n,
+    "bytes": b, "window_start": iso, "window_end": iso}``; read the manifest back with
+    :func:`~airflow_provider_cloud4wi.transfers.manifest.read_manifest`.
 
     The default key names the organization and the window only: give tasks that export the same
-    window with different ``event_types`` or ``customer_id`` keys of their own.
+    window with different ``event_types``, ``customer_id`` or ``file_format`` keys of their own.
 
     This class is abstract: use a storage-specific subclass.
 
@@ -95,12 +120,22 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     :param window_end: first instant not exported. (templated; default ``{{ data_interval_end }}``)
     :param page_size: events per API request, 1 to 10000.
     :param max_concurrency: API requests at once, 1 to 32 (default 4): the window is pulled as
-        time slices in parallel; the object holds exactly the bytes of a sequential pull (1).
-    :param compression: ``"gzip"`` (default) or None.
-    :param max_events_per_file: split the export into parts of at most this many events, named
-        ``<stem>.part-00000<ext>``, ``<stem>.part-00001<ext>``...; None (default) for one object.
+        time slices in parallel; the objects hold exactly the bytes of a sequential pull (1).
+    :param file_format: ``"jsonl"`` (default: JSON Lines, one event document per line) or
+        ``"parquet"`` (typed columns plus ``raw``; needs the ``parquet`` extra).
+    :param compression: ``"auto"`` (default: gzip for JSON Lines, zstd for Parquet), ``"gzip"``,
+        None; for Parquet also ``"snappy"`` or ``"zstd"``.
+    :param partition_by: None (default) or ``"event_type"``: one object (or set of parts) per
+        event type present, at ``<dir>/event_type=<type>/<name>.<run><ext>``.
+    :param max_events_per_file: split each object into parts of at most this many events,
+        ``<stem>.<run>.part-00000<ext>``...; None (default) for one object.
     :param write_empty: write one empty object for a window without events (default); when
         False such a window writes nothing (and removes what an earlier run of it wrote).
+    :param manifest: write ``<stem>.manifest.json`` as the export's commit point (default). With
+        False, parts are named ``<stem>.part-00000<ext>``... as before manifests existed, and a
+        failed or concurrent split export can leave a mixed set.
+    :param local_temp_dir: where the local files are written; default: the system's temporary
+        directory (``TMPDIR``). It needs room for the window's compressed output.
     :param hook_params: keyword arguments for :class:`Cloud4WiHook`, e.g. ``{"max_attempts": 4}``.
     :param partition_grain: on a partitioned run (``CronPartitionTimetable``, Airflow 3.2+) whose
         data interval is zero-width, the window is ``[partition_date, partition_date + grain)``;
@@ -127,6 +162,8 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     key_field: ClassVar[str]
     #: The scheme of the object URIs in logs and results, e.g. ``s3``.
     uri_scheme: ClassVar[str]
+    #: The checksum the store verifies on upload (see :mod:`~airflow_provider_cloud4wi.transfers.checksums`).
+    checksum_algorithm: ClassVar[str]
 
     def __init__(
         self,
@@ -139,9 +176,13 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         window_end: Any = "{{ data_interval_end }}",
         page_size: int = 10_000,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        compression: str | None = "gzip",
+        file_format: str = "jsonl",
+        compression: str | None = "auto",
+        partition_by: str | None = None,
         max_events_per_file: int | None = None,
         write_empty: bool = True,
+        manifest: bool = True,
+        local_temp_dir: str | None = None,
         hook_params: dict[str, Any] | None = None,
         partition_grain: dt.timedelta | None = None,
         **kwargs: Any,
@@ -157,9 +198,15 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         self.page_size = page_size
-        self.compression = check_compression(compression)
+        self.file_format = check_file_format(file_format)
+        if self.file_format == "parquet":
+            check_parquet_available()
+        self.compression = resolve_compression(self.file_format, compression)
+        self.partition_by = check_partition_by(partition_by)
         self.max_events_per_file = check_max_events_per_file(max_events_per_file)
         self.write_empty = write_empty
+        self.manifest = manifest
+        self.local_temp_dir = local_temp_dir
         self.hook_params = dict(hook_params or {})
         self.partition_grain = partition_grain
         # What the last run read and wrote, for OpenLineage's completion event.
@@ -167,23 +214,34 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
 
     # ----------------------------------------------------------------------------- storage
     @abstractmethod
-    def upload_file(self, path: Path, bucket: str, key: str) -> None:
+    def upload_file(self, path: Path, bucket: str, key: str, checksum: Checksum, media_type: str) -> None:
         """
         Upload a local file to ``key``, replacing any object there; nothing may appear at ``key``
-        unless the upload completes.
+        unless the upload completes, and the store refuses a body whose checksum is not ``checksum``.
 
         :param path: the local file.
         :param bucket: the bucket name.
         :param key: the object name.
+        :param checksum: the file's checksum, of :attr:`checksum_algorithm`.
+        :param media_type: the object's Content-Type.
         """
 
     @abstractmethod
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
         """
-        Return the names of the objects whose name starts with ``prefix``.
+        Return the objects whose name starts with ``prefix``, with their last-modified times.
 
         :param bucket: the bucket name.
         :param prefix: the name prefix.
+        """
+
+    @abstractmethod
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """
+        Return a (small) object's bytes, or None when there is no such object.
+
+        :param bucket: the bucket name.
+        :param key: the object name.
         """
 
     @abstractmethod
@@ -195,16 +253,22 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         :param keys: the object names.
         """
 
+    def abort_open_uploads(
+        self, bucket: str, prefix: str, should_abort: Callable[[str, dt.datetime], bool]
+    ) -> list[str]:
+        """
+        Abort the unfinished uploads under ``prefix`` that ``should_abort(key, initiated)`` picks;
+        return their keys. Stores without visible unfinished uploads keep this default (none).
+
+        :param bucket: the bucket name.
+        :param prefix: the name prefix.
+        :param should_abort: decides for each open upload, from its key and start time.
+        """
+        return []
+
     def uri(self, bucket: str, key: str) -> str:
         """The URI of an object, as logged and returned."""
         return f"{self.uri_scheme}://{bucket}/{key}"
-
-    @contextlib.contextmanager
-    def _storage_errors(self, action: str, what: str) -> Iterator[None]:
-        try:
-            yield
-        except Exception as err:
-            raise Cloud4WiStorageError(f"Could not {action} {what}: {err}") from err
 
     # ----------------------------------------------------------------------------- rendered values
     def _window(self, context: Context | Mapping[str, Any]) -> Window:
@@ -237,13 +301,15 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             problem = "remove the leading or trailing '/'"
         elif any(segment in (".", "..") for segment in key.split("/")):
             problem = "it has a '.' or '..' path segment; spell the path without them"
+        elif key.endswith(".manifest.json"):
+            problem = "that is the name of an export's manifest; name the data object instead"
         else:
             return key
         raise ValueError(f"{self.key_field} must be {example}, not {key!r}: {problem}.")
 
     # ----------------------------------------------------------------------------- the run
     def execute(self, context: Context) -> dict[str, Any]:
-        """Pull the window, upload it, clean up after earlier runs; return the result summary."""
+        """Pull the window, upload it, commit its manifest, clean up after earlier runs; return a summary."""
         started = time.monotonic()
         window = self._window(context)
         bucket = self._bucket()
@@ -252,12 +318,17 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         try:
             source = self._events_source(hook, window)
             names = self._object_names(source, given_key)
-            keys, event_count, size = self._export(hook, window, bucket, names, started)
+            identity = self._run_identity(context, bucket, names, window)
+            layout = self._layout(names, identity)
+            store = ExportBucket(self, bucket, self.log, self.local_temp_dir)
+            written, manifest = self._export(hook, source, store, layout, identity, started)
         finally:
             hook.close()
+        event_count = sum(item.events for item in written)
+        size = sum(item.bytes for item in written)
         target = self._export_target(bucket, names)
-        self._lineage = (source, target, WrittenStatistics(rows=event_count, bytes=size, files=len(keys)))
-        objects = [self.uri(bucket, key) for key in keys]
+        self._lineage = (source, target, WrittenStatistics(rows=event_count, bytes=size, files=len(written)))
+        objects = [item.uri for item in written]
         elapsed = time.monotonic() - started
         self.log.info(
             "Exported %d events (%d bytes) of %s to %d object(s) in %.1fs (%.0f events/s): %s",
@@ -271,6 +342,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         )
         result = {
             "objects": objects,
+            "manifest": manifest,
             "event_count": event_count,
             "bytes": size,
             "window_start": window.start.isoformat(),
@@ -290,12 +362,37 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         )
 
     def _object_names(self, source: EventsSource, given_key: str | None) -> ObjectNames:
-        key = given_key or default_key(source.organization_id, source.window, self.compression)
-        return ObjectNames.from_key(key)
+        extension = file_extension(self.file_format, self.compression)
+        return ObjectNames.from_key(
+            given_key or default_key(source.organization_id, source.window, extension)
+        )
+
+    def _run_identity(
+        self, context: Context | Mapping[str, Any], bucket: str, names: ObjectNames, window: Window
+    ) -> str | None:
+        """The token part shared by every try of this task on this window; None outside a task run."""
+        ti = context.get("ti")
+        if ti is None:
+            return None
+        return run_identity(ti.dag_id, ti.task_id, getattr(ti, "map_index", -1), bucket, names.key, window)
+
+    def _layout(self, names: ObjectNames, identity: str | None) -> ExportLayout:
+        run = new_run_token(identity or secrets.token_hex(4)) if self.manifest else None
+        return ExportLayout(
+            names,
+            run,
+            split=self.max_events_per_file is not None,
+            partitioned=self.partition_by is not None,
+        )
 
     def _export_target(self, bucket: str, names: ObjectNames) -> ExportTarget:
-        """The location an export owns: its key, or the prefix its parts share when it is split."""
-        name = names.stem if self.max_events_per_file is not None else names.key
+        """The location an export owns: its key, the prefix of its parts, or its directory by type."""
+        if self.partition_by is not None:
+            name = names.stem.rpartition("/")[0] or names.stem
+        elif self.max_events_per_file is not None:
+            name = names.stem
+        else:
+            name = names.key
         return ExportTarget(scheme=self.uri_scheme, bucket=bucket, name=name)
 
     def _record_asset_events(
@@ -307,33 +404,85 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         record_asset_events(self.outlets, context["outlet_events"], extra, uri)
 
     def _export(
-        self, hook: Cloud4WiHook, window: Window, bucket: str, names: ObjectNames, started: float
-    ) -> tuple[list[str], int, int]:
-        """Do the run's storage and API work; return the keys written, the events and the bytes."""
+        self,
+        hook: Cloud4WiHook,
+        source: EventsSource,
+        bucket: ExportBucket,
+        layout: ExportLayout,
+        identity: str | None,
+        started: float,
+    ) -> tuple[list[ManifestObject], str | None]:
+        """Do the run's storage and API work; return the objects written and the manifest's URI."""
+        run_started = dt.datetime.now(dt.timezone.utc)
+        self._sweep_local_leftovers()
         # Listing first also fails fast on a missing bucket or missing rights, before the pull.
-        previous = self._list_owned(bucket, names)
-        self.log.info("Exporting Cloud4Wi events of %s to %s.", window, self.uri(bucket, names.key))
-        events, stats = self._events(hook, window)
-        # Closed at once when the writer fails, so the pull stops instead of running on.
-        with (
-            contextlib.closing(events),
-            write_parts(
-                events,
-                compression=self.compression,
-                max_events_per_file=self.max_events_per_file,
-            ) as parts,
-        ):
-            event_count = sum(part.events for part in parts)
-            self._log_pull(stats, window, parts, started)
-            if event_count == 0 and not self.write_empty:
-                self.log.info("No events in %s and write_empty is False: writing no object.", window)
-                parts = []
-            keys = names.for_parts(len(parts), split=self.max_events_per_file is not None)
-            self._upload_all(bucket, parts, keys, previous)
-            size = sum(part.size_bytes for part in parts)
-        written = set(keys)
-        self._delete_stale(bucket, [name for name in previous if name not in written])
-        return keys, event_count, size
+        found = bucket.list_owned(layout)
+        self._check_same_format(bucket, layout)
+        bucket.abort_leftover_uploads(layout, identity, run_started)
+        self.log.info("Exporting Cloud4Wi events of %s to %s.", source.window, bucket.uri(layout.names.key))
+        events, stats = self._events(hook, source.window)
+        existing = {item.key for item in found}
+        with contextlib.closing(events), self._local_files(events) as groups:
+            self._log_pull(stats, source.window, groups, started)
+            planned = self._plan(layout, groups)
+            if not planned and not self.write_empty:
+                self.log.info("No events in %s and write_empty is False: writing no object.", source.window)
+                self._remove_export(bucket, layout, found)
+                return [], None
+            written = bucket.upload_all(planned, existing, media_type(self.file_format, self.compression))
+        replaced = None
+        if layout.run is not None:
+            created = [item.key for item in written if item.key not in existing]
+            replaced = bucket.commit(
+                layout.names.manifest_key, self._manifest(source, layout.run, written), created
+            )
+        keys = {item.key for item in written} | {layout.names.manifest_key}
+        now = dt.datetime.now(dt.timezone.utc)
+        stale = stale_keys(found, layout=layout, written=keys, replaced=replaced, identity=identity, now=now)
+        bucket.delete(stale, "an earlier run of this window left")
+        manifest_uri = bucket.uri(layout.names.manifest_key) if layout.run is not None else None
+        return written, manifest_uri
+
+    def _check_same_format(self, bucket: ExportBucket, layout: ExportLayout) -> None:
+        """Refuse, before the pull, to replace an export of the same window in the other format."""
+        key = layout.names.manifest_key
+        previous = bucket.read_manifest(key)
+        if previous is None or previous.file_format == self.file_format:
+            return
+        raise ValueError(
+            f"{bucket.uri(key)} is the manifest of this window's export as {previous.file_format}, and "
+            f"this task writes {self.file_format} to the same place: give it a key of its own "
+            f"({self.key_field}=...) or another bucket. To replace that export on purpose, delete its "
+            "manifest first."
+        )
+
+    def _manifest(self, source: EventsSource, run: str, written: list[ManifestObject]) -> Manifest:
+        return Manifest(
+            run=run,
+            provider_version=__version__,
+            organization_id=source.organization_id,
+            window_start=source.window.start.isoformat(),
+            window_end=source.window.end.isoformat(),
+            event_types=list(source.event_types) if source.event_types else None,
+            customer_id=source.customer_id,
+            file_format=self.file_format,
+            compression=self.compression,
+            partition_by=self.partition_by,
+            event_count=sum(item.events for item in written),
+            bytes=sum(item.bytes for item in written),
+            objects=written,
+        )
+
+    def _remove_export(self, bucket: ExportBucket, layout: ExportLayout, found: list[StoredObject]) -> None:
+        """A window with nothing to write: remove the manifest first, then every object it or a try left."""
+        key = layout.names.manifest_key
+        replaced = bucket.read_manifest(key)
+        if replaced is not None:
+            bucket.delete([key], "(the manifest of an earlier run of this window)")
+        every_name = ExportLayout(layout.names, None, split=layout.split, partitioned=layout.partitioned)
+        now = dt.datetime.now(dt.timezone.utc)
+        stale = stale_keys(found, layout=every_name, written=(), replaced=replaced, identity=None, now=now)
+        bucket.delete(stale, "an earlier run of this window left")
 
     def _events(self, hook: Cloud4WiHook, window: Window) -> tuple[Generator[bytes, None, None], PullStats]:
         # Lines rather than dicts: each event's JSON goes to the file without being rebuilt and
@@ -350,8 +499,48 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         )
         return prefetched(pull, batch=self.page_size, on_abandon=hook.session.close), pull.stats
 
-    def _log_pull(self, pull: PullStats, window: Window, parts: list[PartFile], started: float) -> None:
+    @property
+    def _temp_root(self) -> Path:
+        return Path(self.local_temp_dir) if self.local_temp_dir else Path(tempfile.gettempdir())
+
+    @contextlib.contextmanager
+    def _local_files(self, events: Generator[bytes, None, None]) -> Iterator[list[FileGroup]]:
+        """Write the events to local files; a full disk fails with the directory and what to change."""
+        try:
+            with write_export_files(
+                events,
+                file_format=self.file_format,
+                compression=self.compression,
+                max_events_per_file=self.max_events_per_file,
+                partition_by=self.partition_by,
+                temp_dir=self.local_temp_dir,
+            ) as groups:
+                yield groups
+        except OSError as err:
+            disk_error = local_disk_error(err, self._temp_root)
+            if disk_error is None:
+                raise
+            raise disk_error from err
+
+    def _sweep_local_leftovers(self) -> None:
+        for path in sweep_stale_temp_dirs(self._temp_root, _LOCAL_LEFTOVERS_AFTER):
+            self.log.warning("Removed %s, local files an earlier, killed run left.", path)
+
+    def _plan(self, layout: ExportLayout, groups: list[FileGroup]) -> list[PlannedObject]:
+        """Name each local file's object and compute the checksum the store will verify."""
+        planned: list[PlannedObject] = []
+        for group in groups:
+            if not self.write_empty and sum(part.events for part in group.parts) == 0:
+                continue
+            keys = layout.keys_for(group.event_type, len(group.parts))
+            for part, key in zip(group.parts, keys, strict=True):
+                checksum = file_checksum(part.path, self.checksum_algorithm)
+                planned.append(PlannedObject(key, group.event_type, part, checksum))
+        return planned
+
+    def _log_pull(self, pull: PullStats, window: Window, groups: list[FileGroup], started: float) -> None:
         elapsed = time.monotonic() - started
+        parts = [part for group in groups for part in group.parts]
         events = sum(part.events for part in parts)
         self.log.info(
             "Pulled %d events of %s in %d page(s) into %d local file(s), %d bytes, in %.1fs (%.0f events/s).",
@@ -363,52 +552,6 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             elapsed,
             events / max(elapsed, 1e-9),
         )
-
-    def _list_owned(self, bucket: str, names: ObjectNames) -> list[str]:
-        try:
-            found = self.list_keys(bucket, names.stem)
-        except Exception as err:
-            raise Cloud4WiStorageError(
-                f"Could not list {self.uri(bucket, names.stem + '*')}: {err}. Check that bucket '{bucket}' "
-                "exists and that the storage connection may list, write and delete objects in it."
-            ) from err
-        return sorted(name for name in found if names.owns(name))
-
-    def _upload_all(self, bucket: str, parts: list[PartFile], keys: list[str], previous: list[str]) -> None:
-        uploaded: list[str] = []
-        try:
-            for part, key in zip(parts, keys, strict=True):
-                uri = self.uri(bucket, key)
-                with self._storage_errors("upload", f"{part.path.name} ({part.events} events) to {uri}"):
-                    self.upload_file(part.path, bucket, key)
-                uploaded.append(key)
-                self.log.info("Uploaded %s: %d events, %d bytes.", uri, part.events, part.size_bytes)
-        except BaseException:
-            self._roll_back(bucket, [key for key in uploaded if key not in previous])
-            raise
-
-    def _roll_back(self, bucket: str, created: list[str]) -> None:
-        """Remove the objects this failed run created, so no half-written export sits beside an old one."""
-        if not created:
-            return
-        self.log.warning("Upload failed; removing the %d object(s) this run created.", len(created))
-        try:
-            self.delete_keys(bucket, created)
-        except Exception as err:
-            self.log.error(
-                "Could not remove %s after the failed upload (%s); the next successful run replaces or "
-                "removes them.",
-                ", ".join(self.uri(bucket, key) for key in created),
-                err,
-            )
-
-    def _delete_stale(self, bucket: str, stale: list[str]) -> None:
-        if not stale:
-            return
-        uris = ", ".join(self.uri(bucket, key) for key in stale)
-        self.log.info("Deleting %d object(s) an earlier run of this window left: %s", len(stale), uris)
-        with self._storage_errors("delete the stale object(s)", uris):
-            self.delete_keys(bucket, stale)
 
     # ----------------------------------------------------------------------------- OpenLineage
     def get_openlineage_facets_on_start(self) -> OperatorLineage:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.providers.google.cloud.hooks.gcs import GCSHook
+from google.api_core.exceptions import NotFound
 
 from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
-from airflow_provider_cloud4wi.writer import media_type
+from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject
 
 __all__ = ["Cloud4WiEventsToGCSOperator"]
 
@@ -20,8 +22,9 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
     Export the Cloud4Wi events of one window to Google Cloud Storage as JSON Lines, gzip by default.
 
     Uploads go through the Google provider's :class:`~airflow.providers.google.cloud.hooks.gcs.GCSHook`
-    (resumable for large files; an object appears only once its upload completes) and replace an
-    object of the same name. Every other parameter is described in
+    (resumable for large files; an object appears only once its upload completes), each verified
+    by GCS against the file's CRC32C (a corrupted body is refused and an older object of the name
+    stays), and replace an object of the same name. Every other parameter is described in
     :class:`~airflow_provider_cloud4wi.transfers.base.Cloud4WiEventsTransferBaseOperator`.
 
     .. code-block:: python
@@ -63,22 +66,84 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
         self.gcp_conn_id = gcp_conn_id
         self.impersonation_chain = impersonation_chain
 
+    #: GCS verifies an upload against the CRC32C its metadata states, whatever the upload's size.
+    checksum_algorithm: ClassVar[str] = "CRC32C"
+
     @cached_property
     def gcs_hook(self) -> GCSHook:
         """The GCS hook of ``gcp_conn_id``."""
         return GCSHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
 
-    def upload_file(self, path: Path, bucket: str, key: str) -> None:
-        """Upload through :meth:`GCSHook.upload`, replacing the object."""
-        self.gcs_hook.upload(
-            bucket_name=bucket, object_name=key, filename=str(path), mime_type=media_type(self.compression)
+    def upload_file(self, path: Path, bucket: str, key: str, checksum: Checksum, media_type: str) -> None:
+        """
+        Upload a file so that GCS checks it against the local CRC32C and refuses a mismatch.
+
+        ``checksum`` goes into the object's metadata as ``crc32c``: in the single request of a small
+        (multipart) upload, and in the request that starts a resumable upload of a large one
+        (``crc32c_checksum_value``), so GCS compares the whole object with it before creating it, and
+        an object of the same name stays as it was when they differ. The client also sends an MD5
+        of the bytes it read (``checksum="md5"``, which leaves our CRC32C in place where ``"auto"``
+        would replace it with one of its own), checked by GCS too.
+
+        :meth:`GCSHook.upload` is not used: it cannot state the object's checksum.
+
+        :param path: the local file.
+        :param bucket: the bucket name.
+        :param key: the object name.
+        :param checksum: the file's CRC32C (as :func:`~.checksums.file_checksum` returns it).
+        :param media_type: the object's Content-Type.
+        """
+        if checksum.algorithm != self.checksum_algorithm:
+            raise ValueError(f"GCS uploads are verified with CRC32C, not {checksum.algorithm}.")
+        blob = self.gcs_hook.get_conn().bucket(bucket).blob(key)
+        blob.crc32c = checksum.value
+        blob.upload_from_filename(
+            str(path), content_type=media_type, checksum="md5", crc32c_checksum_value=checksum.value
         )
 
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        """List through :meth:`GCSHook.list`."""
-        return list(self.gcs_hook.list(bucket_name=bucket, prefix=prefix))
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        """
+        List through the GCS hook's client, with each object's update time.
+
+        :param bucket: the bucket name.
+        :param prefix: the name prefix.
+        """
+        blobs = self.gcs_hook.get_conn().list_blobs(bucket, prefix=prefix)
+        return [StoredObject(blob.name, blob.updated.astimezone(dt.timezone.utc)) for blob in blobs]
+
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """
+        Read through the GCS hook's client; None when there is no such object.
+
+        :param bucket: the bucket name.
+        :param key: the object name.
+        """
+        try:
+            return bytes(
+                self.gcs_hook.get_conn().bucket(bucket).blob(key).download_as_bytes(raw_download=True)
+            )
+        except NotFound:
+            return None
 
     def delete_keys(self, bucket: str, keys: list[str]) -> None:
-        """Delete through :meth:`GCSHook.delete`, one object at a time (GCS has no batch delete call)."""
+        """
+        Delete through :meth:`GCSHook.delete`, one object at a time (GCS has no batch delete call).
+
+        :param bucket: the bucket name.
+        :param keys: the object names.
+        """
         for key in keys:
             self.gcs_hook.delete(bucket_name=bucket, object_name=key, ignore_error=True)
+
+    def abort_open_uploads(
+        self, bucket: str, prefix: str, should_abort: Callable[[str, dt.datetime], bool]
+    ) -> list[str]:
+        """
+        Return ``[]``: an unfinished resumable upload is invisible in GCS (no listing shows it, it
+        costs nothing and expires after a week), so a killed run leaves nothing to abort.
+
+        :param bucket: the bucket name.
+        :param prefix: the name prefix.
+        :param should_abort: unused.
+        """
+        return []

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
-from airflow_provider_cloud4wi.writer import media_type
+from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject
 
 __all__ = ["Cloud4WiEventsToS3Operator"]
 
@@ -19,9 +23,11 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
     """
     Export the Cloud4Wi events of one window to Amazon S3 as JSON Lines, gzip-compressed by default.
 
-    Uploads go through the Amazon provider's :class:`~airflow.providers.amazon.aws.hooks.s3.S3Hook`
-    (multipart for large files, so an object appears only once complete) and always replace an
-    object of the same key, so retries and re-runs of a window succeed. Every other parameter is
+    Uploads go through the client of the Amazon provider's
+    :class:`~airflow.providers.amazon.aws.hooks.s3.S3Hook` (multipart for large files, so an object
+    appears only once complete), each verified by S3 against the file's SHA-256 (a corrupted body is
+    refused and the key keeps its previous version), and replace an object of the same key, so
+    retries and re-runs of a window succeed. Every other parameter is
     described in :class:`~airflow_provider_cloud4wi.transfers.base.Cloud4WiEventsTransferBaseOperator`.
 
     .. code-block:: python
@@ -57,19 +63,162 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
         self.s3_key = s3_key
         self.aws_conn_id = aws_conn_id
 
+    #: S3 verifies a SHA-256 of each request's body against the one the request carries.
+    checksum_algorithm: ClassVar[str] = "SHA256"
+
     @cached_property
     def s3_hook(self) -> S3Hook:
-        """The S3 hook of ``aws_conn_id``, labelling uploads with the output's Content-Type."""
-        return S3Hook(aws_conn_id=self.aws_conn_id, extra_args={"ContentType": media_type(self.compression)})
+        """The S3 hook of ``aws_conn_id``."""
+        return S3Hook(aws_conn_id=self.aws_conn_id)
 
-    def upload_file(self, path: Path, bucket: str, key: str) -> None:
-        """Upload through :meth:`S3Hook.load_file`, replacing the key."""
-        self.s3_hook.load_file(filename=path, key=key, bucket_name=bucket, replace=True)
+    def upload_file(self, path: Path, bucket: str, key: str, checksum: Checksum, media_type: str) -> None:
+        """
+        Upload a file so that S3 checks every byte against the local SHA-256 and refuses a mismatch.
 
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        """List through :meth:`S3Hook.list_keys`."""
-        return list(self.s3_hook.list_keys(bucket_name=bucket, prefix=prefix))
+        Up to the connection's ``multipart_threshold`` (the S3 hook's transfer configuration, 8 MiB by
+        default) the file goes in one ``PutObject`` carrying ``checksum`` as ``ChecksumSHA256``: S3
+        compares it with the body it received and answers ``BadDigest`` on a mismatch, leaving the
+        key as it was. Larger files go in a multipart upload (see :meth:`_upload_in_parts`).
+
+        The managed transfer of :meth:`S3Hook.load_file` is not used: with a precomputed SHA-256 it
+        asks S3 for a ``FULL_OBJECT`` SHA-256 of a multipart upload, which S3 only supports for the
+        CRC algorithms, and without one it checks the parts against digests computed while reading,
+        never against ``checksum``.
+
+        :param path: the local file.
+        :param bucket: the bucket name.
+        :param key: the object name.
+        :param checksum: the file's SHA-256 (as :func:`~.checksums.file_checksum` returns it).
+        :param media_type: the object's Content-Type.
+        """
+        if checksum.algorithm != self.checksum_algorithm:
+            raise ValueError(f"S3 uploads are verified with SHA256, not {checksum.algorithm}.")
+        size = path.stat().st_size
+        if size <= self.s3_hook.transfer_config.multipart_threshold:
+            with path.open("rb") as body:
+                self.s3_hook.get_conn().put_object(
+                    Bucket=bucket, Key=key, Body=body, ContentType=media_type, ChecksumSHA256=checksum.value
+                )
+        else:
+            self._upload_in_parts(path, size, bucket, key, checksum, media_type)
+
+    def _upload_in_parts(
+        self, path: Path, size: int, bucket: str, key: str, checksum: Checksum, media_type: str
+    ) -> None:
+        """
+        A multipart upload whose parts S3 verifies, tied to the file's SHA-256.
+
+        Each part carries the SHA-256 of the very bytes sent, which S3 checks; those bytes also feed
+        a SHA-256 of the whole file, and the upload is completed only if that equals ``checksum``
+        (else aborted, so nothing appears at ``key``). The stored object is thus exactly the bytes
+        ``checksum`` describes, though S3 records a checksum of the parts' checksums for it.
+        """
+        client = self.s3_hook.get_conn()
+        part_size = _part_size(size, self.s3_hook.transfer_config.multipart_chunksize)
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=key, ContentType=media_type, ChecksumAlgorithm="SHA256"
+        )["UploadId"]
+        try:
+            whole = hashlib.sha256()
+            parts: list[dict[str, Any]] = []
+            with path.open("rb") as file:
+                while data := file.read(part_size):
+                    whole.update(data)
+                    digest = _b64(hashlib.sha256(data).digest())
+                    reply = client.upload_part(
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=len(parts) + 1,
+                        Body=data,
+                        ChecksumSHA256=digest,
+                    )
+                    parts.append(
+                        {"PartNumber": len(parts) + 1, "ETag": reply["ETag"], "ChecksumSHA256": digest}
+                    )
+            if _b64(whole.digest()) != checksum.value:
+                raise ValueError(f"{path} changed after its checksum was computed; not uploading it.")
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            # The parts of an unfinished upload are billed until aborted; should aborting fail too,
+            # the next run's abort_open_uploads finds the upload, and the first error is the one to see.
+            with contextlib.suppress(Exception):
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        """
+        List through the S3 hook's client, with each object's ``LastModified``.
+
+        :param bucket: the bucket name.
+        :param prefix: the name prefix.
+        """
+        pages = (
+            self.s3_hook.get_conn().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
+        return [
+            StoredObject(item["Key"], item["LastModified"].astimezone(dt.timezone.utc))
+            for page in pages
+            for item in page.get("Contents", [])
+        ]
+
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """
+        Read through the S3 hook's client; None when there is no such key.
+
+        :param bucket: the bucket name.
+        :param key: the object name.
+        """
+        client = self.s3_hook.get_conn()
+        try:
+            reply = client.get_object(Bucket=bucket, Key=key)
+        except client.exceptions.NoSuchKey:
+            return None
+        return bytes(reply["Body"].read())
 
     def delete_keys(self, bucket: str, keys: list[str]) -> None:
-        """Delete through :meth:`S3Hook.delete_objects` (S3 treats a missing key as deleted)."""
+        """
+        Delete through :meth:`S3Hook.delete_objects` (S3 treats a missing key as deleted).
+
+        :param bucket: the bucket name.
+        :param keys: the object names.
+        """
         self.s3_hook.delete_objects(bucket=bucket, keys=keys)
+
+    def abort_open_uploads(
+        self, bucket: str, prefix: str, should_abort: Callable[[str, dt.datetime], bool]
+    ) -> list[str]:
+        """
+        Abort the multipart uploads under ``prefix`` that ``should_abort`` picks (their parts cost
+        storage until aborted, though nobody sees them).
+
+        :param bucket: the bucket name.
+        :param prefix: the name prefix.
+        :param should_abort: decides for each open upload, from its key and start time.
+        """
+        client = self.s3_hook.get_conn()
+        aborted: list[str] = []
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if should_abort(upload["Key"], upload["Initiated"].astimezone(dt.timezone.utc)):
+                    client.abort_multipart_upload(
+                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted.append(upload["Key"])
+        return aborted
+
+
+#: S3's limits on the parts of a multipart upload.
+_MIN_PART_BYTES = 5 * 1024 * 1024
+_MAX_PARTS = 10_000
+
+
+def _part_size(size: int, preferred: int) -> int:
+    """The part size nearest ``preferred`` that S3 accepts for a file of ``size`` bytes."""
+    return max(preferred, _MIN_PART_BYTES, -(-size // _MAX_PARTS))
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ def read_rows(paths: list[Path]) -> list[dict[str, Any]]:
     return [row for path in paths for row in pq.read_table(path).to_pylist()]
 
 
-def written(lines: list[bytes], **kwargs: Any) -> list[dict[str, Any]]:
+def written(lines: Sequence[bytes | Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
     with write_parquet_parts(lines, **kwargs) as parts:
         return read_rows([part.path for part in parts])
 

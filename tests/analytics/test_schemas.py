@@ -16,6 +16,7 @@ from airflow_provider_cloud4wi import schemas
 from airflow_provider_cloud4wi.schemas.model import (
     EVENT_FIELDS,
     KEY_PREFIX,
+    KNOWN_EVENT_TYPES,
     PARTITIONS,
     PARTITIONS_BY_EVENT_TYPE,
     Kind,
@@ -166,6 +167,15 @@ def test_the_by_event_type_tables_add_the_event_type_level_inside_the_date() -> 
         levels = "/".join(f"{p}=${{{p}}}" for p in PARTITIONS_BY_EVENT_TYPE)
         assert f"'s3://my-bucket/{KEY_PREFIX}/{levels}/'" in ddl
         assert "'projection.event_type.type' = 'enum'" in ddl
+
+
+def test_the_by_event_type_tables_project_every_known_type_and_the_unknown_group() -> None:
+    from airflow_provider_cloud4wi.export_files import UNKNOWN_EVENT_TYPE
+
+    for name in ("athena_jsonl_by_event_type.sql", "athena_parquet_by_event_type.sql"):
+        values = re.search(r"'projection.event_type.values' = '([^']*)'", schemas.read_text(name))
+        assert values is not None
+        assert values.group(1).split(",") == [*KNOWN_EVENT_TYPES, UNKNOWN_EVENT_TYPE]
 
 
 def test_the_athena_ddl_types_every_top_level_member_and_parquet_adds_raw() -> None:

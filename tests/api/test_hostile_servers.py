@@ -10,6 +10,7 @@ timestamps with offsets or fractions, and secrets in the repr of every object of
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -605,7 +606,8 @@ def test_at_the_default_concurrency_a_scroll_answering_the_same_page_forever_sti
     events = [event(n, f"2024-01-02T00:00:{n:02d}Z") for n in range(5)]
     server = serve(_same_page_forever(events))
     started = time.monotonic()
-    with pytest.raises(Cloud4WiApiError, match=f"organization {ORG}"):
+    # Which slice gives up first depends on timing, and each names the organization its own way.
+    with pytest.raises(Cloud4WiApiError, match=re.escape(ORG)):
         _default_pull(server, page_size=5)  # full pages, so that each slice goes on scrolling
     assert time.monotonic() - started < 30
     assert len(server.data_requests()) < 500

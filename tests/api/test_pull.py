@@ -132,7 +132,8 @@ def test_more_events_at_one_second_than_a_page_without_a_scroll_asks_for_a_bigge
     client_for: Build,
 ) -> None:
     api = FakeApi(hour_of_events(10, per_second=10))
-    with pytest.raises(Cloud4WiApiError, match=r"Raise page_size \(up to 10000\)"):
+    expected = r"share that second, which paging by time cannot move past \(raise page_size, up to 10000\)"
+    with pytest.raises(Cloud4WiApiError, match=expected):
         list(client_for(api).iter_events(*WINDOW, customer_id="c1", page_size=4))
 
 

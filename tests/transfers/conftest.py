@@ -18,8 +18,6 @@ from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
 
 
 def _s3_case(request: pytest.FixtureRequest) -> StorageCase:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
     from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
 
     return StorageCase(
@@ -27,13 +25,11 @@ def _s3_case(request: pytest.FixtureRequest) -> StorageCase:
         operator_class=Cloud4WiEventsToS3Operator,
         bucket_param="s3_bucket",
         key_param="s3_key",
-        upload_method=(S3Hook, "load_file"),
+        upload_method=(Cloud4WiEventsToS3Operator, "upload_file"),
     )
 
 
 def _gcs_case(request: pytest.FixtureRequest) -> StorageCase:
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
     from airflow_provider_cloud4wi.transfers.events_to_gcs import Cloud4WiEventsToGCSOperator
 
     return StorageCase(
@@ -41,7 +37,7 @@ def _gcs_case(request: pytest.FixtureRequest) -> StorageCase:
         operator_class=Cloud4WiEventsToGCSOperator,
         bucket_param="bucket",
         key_param="object_name",
-        upload_method=(GCSHook, "upload"),
+        upload_method=(Cloud4WiEventsToGCSOperator, "upload_file"),
     )
 
 
@@ -152,3 +148,27 @@ def run_partition(run_dag: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) 
         return run_dag(source, dag_id, logical_date)
 
     return run
+
+
+# ----------------------------------------------------------------------------- crash and concurrency tests
+@pytest.fixture
+def start_dag_run(airflow_db: Path, airflow_home: Path, tmp_path: Path) -> Any:
+    """
+    Start ``airflow dags test`` on a DAG in a new process (its own process group) without waiting.
+
+    Returns a :class:`crash_tools.DagProcess` to wait on or SIGKILL; every run still alive at the
+    end of the test is killed.
+    """
+    from crash_tools import DagProcess, start_dags_test
+
+    started: list[DagProcess] = []
+
+    def start(source: str, dag_id: str, logical_date: dt.datetime, env: dict[str, str]) -> DagProcess:
+        log = tmp_path / f"{dag_id}-{len(started)}.log"
+        run = start_dags_test(airflow_home / "dags", source, dag_id, logical_date, env, log)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.kill()

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transfer_helpers import FAST_RETRIES, StorageCase, decode_lines, hour, hourly_export_dag
+from transfer_helpers import (
+    FAST_RETRIES,
+    RUN,
+    StorageCase,
+    decode_lines,
+    file_checksum_of,
+    hour,
+    hourly_export_dag,
+)
 
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiAuthError
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator, Faults
@@ -45,7 +53,7 @@ def test_each_interval_object_holds_exactly_its_events_once_across_consecutive_i
         storage.run(start, end)
 
     keys = [default_key_of(start, end) for start, end in itertools.pairwise(bounds)]
-    assert storage.object_names() == sorted(keys)
+    assert storage.data_names() == sorted(keys)
     for (start, end), key in zip(itertools.pairwise(bounds), keys, strict=True):
         assert events_of(storage, key) == list(sim.expected_events(start, end))
     everything = [event for key in keys for event in events_of(storage, key)]
@@ -56,10 +64,11 @@ def test_default_key_is_hive_style_with_the_connections_organization_and_the_win
     storage: StorageCase, sim: Cloud4WiSimulator
 ) -> None:
     storage.run(hour(3, 2), hour(3, 3))
-    assert storage.object_names() == [
+    stem = (
         f"cloud4wi/events/organization_id={sim.organization_id}/date=2024-01-03/"
-        "events_20240103T020000Z_20240103T030000Z.jsonl.gz"
-    ]
+        "events_20240103T020000Z_20240103T030000Z"
+    )
+    assert storage.object_names() == [f"{stem}.jsonl.gz", f"{stem}.manifest.json"]
 
 
 def test_organization_id_parameter_is_used_for_the_pull_and_the_key(
@@ -69,7 +78,7 @@ def test_organization_id_parameter_is_used_for_the_pull_and_the_key(
     result = storage.run(
         hour(1, 5), hour(1, 6), cloud4wi_conn_id=conn_id, organization_id=sim.organization_id
     )
-    (key,) = storage.object_names()
+    (key,) = storage.data_names()
     assert key.startswith(f"cloud4wi/events/organization_id={sim.organization_id}/date=2024-01-01/")
     assert result["event_count"] == len(list(sim.expected_events(hour(1, 5), hour(1, 6))))
 
@@ -83,13 +92,14 @@ def test_missing_organization_for_the_default_key_is_explained(
     assert storage.object_names() == []
 
 
-def test_result_lists_uris_count_bytes_and_window_only(
+def test_result_lists_uris_manifest_count_bytes_and_window_only(
     storage: StorageCase, sim: Cloud4WiSimulator, default_key_of: Callable[..., str]
 ) -> None:
     result = storage.run(hour(2, 10), hour(2, 11))
     key = default_key_of(hour(2, 10), hour(2, 11))
     assert result == {
         "objects": [storage.uri(key)],
+        "manifest": storage.uri(key.replace(".jsonl.gz", ".manifest.json")),
         "event_count": len(list(sim.expected_events(hour(2, 10), hour(2, 11)))),
         "bytes": len(storage.bucket.read(key)),
         "window_start": "2024-01-02T10:00:00+00:00",
@@ -112,7 +122,7 @@ def test_uncompressed_export_is_plain_json_lines_at_a_jsonl_key(
 ) -> None:
     storage.run(hour(4, 7), hour(4, 8), compression=None)
     key = default_key_of(hour(4, 7), hour(4, 8), ".jsonl")
-    assert storage.object_names() == [key]
+    assert storage.data_names() == [key]
     assert events_of(storage, key, compressed=False) == list(sim.expected_events(hour(4, 7), hour(4, 8)))
 
 
@@ -135,27 +145,61 @@ def test_split_export_writes_numbered_parts_of_at_most_n_events_beside_the_key(
     storage: StorageCase, sim: Cloud4WiSimulator
 ) -> None:
     result = storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=50)
-    parts = [
-        "out/events.part-00000.jsonl.gz",
-        "out/events.part-00001.jsonl.gz",
-        "out/events.part-00002.jsonl.gz",
+    parts = storage.data_names()
+    assert [re.sub(RUN, "<run>", key) for key in parts] == [
+        "out/events.<run>.part-00000.jsonl.gz",
+        "out/events.<run>.part-00001.jsonl.gz",
+        "out/events.<run>.part-00002.jsonl.gz",
     ]
-    assert storage.object_names() == parts
     assert [len(events_of(storage, key)) for key in parts] == [50, 50, 20]
     assert [e for key in parts for e in events_of(storage, key)] == list(
         sim.expected_events(hour(1, 2), hour(1, 3))
     )
     assert result["objects"] == [storage.uri(key) for key in parts]
+    assert result["manifest"] == storage.uri("out/events.manifest.json")
 
 
-def test_rerun_rewrites_the_same_keys_with_the_same_content(
+def test_the_manifest_lists_every_object_with_its_events_bytes_and_checksum(
+    storage: StorageCase, sim: Cloud4WiSimulator
+) -> None:
+    result = storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=50)
+
+    manifest = storage.manifest("out/events.manifest.json")
+    assert manifest.keys == storage.data_names()
+    assert [item.uri for item in manifest.objects] == result["objects"]
+    for item in manifest.objects:
+        stored = storage.bucket.read(item.key)
+        assert (item.events, item.bytes) == (len(events_of(storage, item.key)), len(stored))
+        assert item.checksum == file_checksum_of(stored, item.checksum.algorithm)
+    assert (manifest.event_count, manifest.bytes) == (result["event_count"], result["bytes"])
+    assert (manifest.window_start, manifest.window_end) == (result["window_start"], result["window_end"])
+    assert (manifest.organization_id, manifest.file_format, manifest.compression) == (
+        sim.organization_id,
+        "jsonl",
+        "gzip",
+    )
+
+
+def test_rerun_rewrites_the_same_key_with_the_same_content(
+    storage: StorageCase, sim: Cloud4WiSimulator
+) -> None:
+    first = storage.run(hour(1, 2), hour(1, 3))
+    before = storage.data_snapshot()
+    second = storage.run(hour(1, 2), hour(1, 3))
+    assert second == first
+    assert storage.data_snapshot() == before
+
+
+def test_rerun_of_a_split_export_replaces_the_parts_with_its_own_and_the_same_content(
     storage: StorageCase, sim: Cloud4WiSimulator
 ) -> None:
     first = storage.run(hour(1, 2), hour(1, 3), max_events_per_file=40)
-    before = storage.snapshot()
+    before = list(storage.data_snapshot().values())
     second = storage.run(hour(1, 2), hour(1, 3), max_events_per_file=40)
-    assert second == first
-    assert storage.snapshot() == before
+
+    assert set(second["objects"]).isdisjoint(first["objects"])
+    assert [storage.uri(key) for key in storage.data_names()] == second["objects"]
+    assert list(storage.data_snapshot().values()) == before
 
 
 def test_rerun_replaces_objects_that_changed_since_the_last_run(
@@ -172,29 +216,54 @@ def test_rerun_without_split_removes_stale_parts_and_spares_the_neighbouring_int
     storage.run(hour(1, 2), hour(1, 3), max_events_per_file=50)
     storage.run(hour(1, 3), hour(1, 4), max_events_per_file=50)
     neighbour = {key: data for key, data in storage.snapshot().items() if "T030000Z_20240101T040000Z" in key}
-    assert len(neighbour) == 3
+    assert len(neighbour) == 4  # three parts and their manifest
 
     storage.run(hour(1, 2), hour(1, 3))
 
     key = default_key_of(hour(1, 2), hour(1, 3))
-    assert storage.object_names() == sorted([key, *neighbour])
+    assert storage.object_names() == sorted([key, key.replace(".jsonl.gz", ".manifest.json"), *neighbour])
     assert events_of(storage, key) == list(sim.expected_events(hour(1, 2), hour(1, 3)))
     assert {k: v for k, v in storage.snapshot().items() if k in neighbour} == neighbour
 
 
 def test_rerun_with_fewer_parts_removes_the_extra_parts(storage: StorageCase, sim: Cloud4WiSimulator) -> None:
     storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=30)
-    assert len(storage.object_names()) == 4
-    storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=100)
-    assert storage.object_names() == ["out/events.part-00000.jsonl.gz", "out/events.part-00001.jsonl.gz"]
-    everything = [e for key in storage.object_names() for e in events_of(storage, key)]
+    assert len(storage.data_names()) == 4
+    result = storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=100)
+    assert [storage.uri(key) for key in storage.data_names()] == result["objects"]
+    assert len(result["objects"]) == 2
+    everything = [e for key in storage.data_names() for e in events_of(storage, key)]
     assert everything == list(sim.expected_events(hour(1, 2), hour(1, 3)))
 
 
 def test_rerun_with_split_removes_the_unsplit_key(storage: StorageCase, sim: Cloud4WiSimulator) -> None:
     storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz")
+    result = storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=100)
+    assert [storage.uri(key) for key in storage.data_names()] == result["objects"]
+    assert "out/events.jsonl.gz" not in storage.data_names()
+
+
+def test_rerun_without_a_split_removes_the_parts_of_the_split_run(
+    storage: StorageCase, sim: Cloud4WiSimulator
+) -> None:
     storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=100)
-    assert storage.object_names() == ["out/events.part-00000.jsonl.gz", "out/events.part-00001.jsonl.gz"]
+    storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz")
+    assert storage.object_names() == ["out/events.jsonl.gz", "out/events.manifest.json"]
+    assert storage.manifest("out/events.jsonl.gz").keys == ["out/events.jsonl.gz"]
+
+
+def test_parts_written_without_manifests_are_removed_by_the_next_run(
+    storage: StorageCase, sim: Cloud4WiSimulator
+) -> None:
+    storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=50, manifest=False)
+    assert storage.object_names() == [f"out/events.part-0000{n}.jsonl.gz" for n in range(3)]
+
+    result = storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=50)
+
+    assert [storage.uri(key) for key in storage.data_names()] == result["objects"]
+    assert all(
+        re.fullmatch(rf"out/events\.{RUN}\.part-\d{{5}}\.jsonl\.gz", key) for key in storage.data_names()
+    )
 
 
 def test_objects_that_only_share_a_prefix_with_the_key_are_never_deleted(
@@ -210,10 +279,19 @@ def test_objects_that_only_share_a_prefix_with_the_key_are_never_deleted(
     ]
     for key in others:
         storage.bucket.put(key, b"not ours")
+    result = storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=60)
+    written = [uri.removeprefix(storage.uri("")) for uri in result["objects"]]
+    assert storage.object_names() == sorted([*others, *written, "out/events.manifest.json"])
+
+
+def test_a_fresh_part_of_another_tasks_run_is_left_alone(
+    storage: StorageCase, sim: Cloud4WiSimulator
+) -> None:
+    in_flight = "out/events.0123abcd-ffffff.part-00000.jsonl.gz"
+    storage.bucket.put(in_flight, b"a part another task is uploading now")
     storage.run(hour(1, 2), hour(1, 3), key="out/events.jsonl.gz", max_events_per_file=60)
-    assert storage.object_names() == sorted(
-        [*others, "out/events.part-00000.jsonl.gz", "out/events.part-00001.jsonl.gz"]
-    )
+    assert storage.bucket.read(in_flight) == b"a part another task is uploading now"
+    assert in_flight not in storage.manifest("out/events.manifest.json").keys
 
 
 # ----------------------------------------------------------------------------- empty and invalid windows
@@ -226,7 +304,7 @@ def test_empty_interval_writes_one_valid_empty_object(
     )
     result = storage.run(start, end)
     key = default_key_of(start, end)
-    assert storage.object_names() == [key]
+    assert storage.data_names() == [key]
     assert events_of(storage, key) == []
     assert (result["event_count"], result["objects"]) == (0, [storage.uri(key)])
 
@@ -322,7 +400,7 @@ def test_failed_upload_leaves_the_previous_export_and_nothing_new(
         storage.run(hour(1, 2), hour(1, 3), max_events_per_file=50)
 
     stem = default_key_of(hour(1, 2), hour(1, 3)).removesuffix(".jsonl.gz")
-    assert f"{stem}.part-00001.jsonl.gz" in str(failed.value)
+    assert re.search(rf"{re.escape(stem)}\.{RUN}\.part-00001\.jsonl\.gz", str(failed.value))
     assert "connection reset by peer" in str(failed.value)
     assert storage.snapshot() == before
     assert list(temp_root.iterdir()) == []
@@ -351,7 +429,7 @@ def test_temp_files_are_removed_after_a_successful_run(
     storage: StorageCase, sim: Cloud4WiSimulator, temp_root: Path
 ) -> None:
     storage.run(hour(1, 2), hour(1, 3), max_events_per_file=25)
-    assert len(storage.object_names()) == 5
+    assert len(storage.data_names()) == 5
     assert list(temp_root.iterdir()) == []
 
 
@@ -377,7 +455,7 @@ def test_unreliable_api_still_exports_every_event_exactly_once(
     for start, end in itertools.pairwise(bounds):
         storage.run(start, end, cloud4wi_conn_id=conn_id, page_size=20, max_events_per_file=70)
 
-    everything = [e for key in storage.object_names() for e in events_of(storage, key)]
+    everything = [e for key in storage.data_names() for e in events_of(storage, key)]
     assert everything == list(flaky.expected_events(bounds[0], bounds[-1]))
     assert sum(flaky.stats["faults"].values()) > 5
 
@@ -428,6 +506,7 @@ def test_a_dag_run_exports_its_data_interval_through_the_templated_defaults(
     result = run.get_task_instance("export").xcom_pull(task_ids="export")
     assert result == {
         "objects": [storage.uri(key)],
+        "manifest": storage.uri(key.replace(".jsonl.gz", ".manifest.json")),
         "event_count": len(expected),
         "bytes": len(storage.bucket.read(key)),
         "window_start": "2024-01-01T02:00:00+00:00",
@@ -442,7 +521,9 @@ def test_a_dag_run_exports_its_data_interval_through_the_templated_defaults(
 @pytest.mark.parametrize("compression", ["zip", "gz", "GZIP", ""])
 def test_unknown_compression_is_refused_at_construction(kind: str, compression: str) -> None:
     operator_class, bucket_param = OPERATORS[kind]
-    with pytest.raises(ValueError, match=r'compression must be "gzip" or None'):
+    with pytest.raises(
+        ValueError, match=r'compression for file_format="jsonl" must be one of "auto", "gzip", None'
+    ):
         operator_class(task_id="export", compression=compression, **{bucket_param: "bucket"})
 
 

@@ -128,9 +128,9 @@ def test_a_split_export_reports_the_parts_prefix_with_its_file_count(
         default_key_of(start, end).removesuffix(".jsonl.gz"),
     )
     events = len(list(sim.expected_events(start, end)))
-    assert output.outputFacets["outputStatistics"].fileCount == len(storage.object_names())
+    assert output.outputFacets["outputStatistics"].fileCount == len(storage.data_names())
     assert output.outputFacets["outputStatistics"].rowCount == events
-    assert len(storage.object_names()) == -(-events // 50)
+    assert len(storage.data_names()) == -(-events // 50)
 
 
 def test_an_export_runs_when_openlineage_cannot_be_imported(

@@ -44,7 +44,7 @@ def test_a_zero_width_run_with_a_partition_exports_the_partition_grain(
     result = operator.execute(context=partition_context("2024-01-02T03", hour(2, 3)))  # type: ignore[arg-type]
 
     key = default_key_of(hour(2, 3), hour(2, 5))
-    assert storage.object_names() == [key]
+    assert storage.data_names() == [key]
     assert decode_lines(storage.bucket.read(key)) == list(sim.expected_events(hour(2, 3), hour(2, 5)))
     assert (result["window_start"], result["window_end"]) == (
         "2024-01-02T03:00:00+00:00",
@@ -106,7 +106,7 @@ def test_hourly_partitions_are_exported_and_rolled_up_by_the_daily_example(
 
     assert [run.state for run in [*exports, day]] == ["success"] * 3
     objects = [default_key_of(start, start + dt.timedelta(hours=1)) for start in hours]
-    assert storage.object_names() == objects
+    assert storage.data_names() == objects
     for start, key in zip(hours, objects, strict=True):
         assert decode_lines(storage.bucket.read(key)) == list(
             sim.expected_events(start, start + dt.timedelta(hours=1))

@@ -65,4 +65,4 @@ def test_a_key_with_a_leading_slash_is_refused(storage: StorageCase, sim: Cloud4
 
 def test_dots_inside_a_name_are_not_segments(storage: StorageCase, sim: Cloud4WiSimulator) -> None:
     storage.run(hour(1, 2), hour(1, 3), key="exports/..events.v1.jsonl.gz")
-    assert storage.object_names() == ["exports/..events.v1.jsonl.gz"]
+    assert storage.data_names() == ["exports/..events.v1.jsonl.gz"]

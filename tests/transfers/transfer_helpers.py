@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storage_servers import data_keys, stored_manifest
+
 from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
+from airflow_provider_cloud4wi.transfers.checksums import Checksum
+from airflow_provider_cloud4wi.transfers.manifest import Manifest
 
 FAST_RETRIES = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_after_cap": 0.05}
 UTC = dt.timezone.utc
+#: The run token in the names of a multi-object export's objects.
+RUN = r"[0-9a-f]{8}-[0-9a-f]{6}"
 
 
 def hour(day: int, hour: int) -> dt.datetime:
@@ -26,6 +34,19 @@ def decode_lines(data: bytes, *, compressed: bool = True) -> list[dict[str, Any]
     return [json.loads(line) for line in text.splitlines()]
 
 
+def file_checksum_of(data: bytes, algorithm: str) -> Checksum:
+    """The checksum of ``data`` as the manifest records it, computed here independently."""
+    if algorithm == "SHA256":
+        digest = hashlib.sha256(data).digest()
+    elif algorithm == "MD5":
+        digest = hashlib.md5(data).digest()
+    else:
+        import google_crc32c
+
+        digest = google_crc32c.value(data).to_bytes(4, "big")
+    return Checksum(algorithm, base64.b64encode(digest).decode("ascii"))
+
+
 @dataclass
 class StorageCase:
     """One storage backend: its bucket view and a way to build its operator."""
@@ -34,7 +55,7 @@ class StorageCase:
     operator_class: type[Cloud4WiEventsTransferBaseOperator]
     bucket_param: str
     key_param: str
-    #: The official storage hook and its upload method, for simulating a failing upload.
+    #: The operator's upload method, for simulating a failing upload.
     upload_method: tuple[type, str]
 
     def operator(self, *, key: str | None = None, **kwargs: Any) -> Cloud4WiEventsTransferBaseOperator:
@@ -48,6 +69,18 @@ class StorageCase:
     def object_names(self) -> list[str]:
         """Every object name in the bucket, sorted."""
         return list(self.bucket.keys())
+
+    def data_names(self) -> list[str]:
+        """Every data object's name (every object but the manifests), sorted."""
+        return data_keys(self.bucket)
+
+    def manifest(self, key: str) -> Manifest:
+        """The manifest of the export whose key (or manifest key) is ``key``."""
+        return stored_manifest(self.bucket, key)
+
+    def data_snapshot(self) -> dict[str, bytes]:
+        """Every data object of the bucket with its bytes."""
+        return {key: self.bucket.read(key) for key in self.data_names()}
 
     def snapshot(self) -> dict[str, bytes]:
         """Every object of the bucket with its bytes."""
