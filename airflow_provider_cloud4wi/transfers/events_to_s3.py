@@ -78,11 +78,13 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
         Up to the connection's ``multipart_threshold`` (the S3 hook's transfer configuration, 8 MiB by
         default) the file goes in one ``PutObject`` carrying ``checksum`` as ``ChecksumSHA256``: S3
         compares it with the body it received and answers ``BadDigest`` on a mismatch, leaving the
-        key as it was. Larger files go in a multipart upload (see :meth:`_upload_in_parts`).
+        key as it was. Larger files go in a multipart upload (see :meth:`_upload_in_parts`). The
+        requests name the algorithm too (``ChecksumAlgorithm``), which S3 ignores beside a value but
+        S3-compatible stores such as moto need to record the checksum.
 
         The managed transfer of :meth:`S3Hook.load_file` is not used: with a precomputed SHA-256 it
-        asks S3 for a ``FULL_OBJECT`` SHA-256 of a multipart upload, which S3 only supports for the
-        CRC algorithms, and without one it checks the parts against digests computed while reading,
+        asks S3 for a ``FULL_OBJECT`` SHA-256 of a multipart upload, which S3 documents for the CRC
+        algorithms only, and without one it checks the parts against digests computed while reading,
         never against ``checksum``.
 
         :param path: the local file.
@@ -97,7 +99,12 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
         if size <= self.s3_hook.transfer_config.multipart_threshold:
             with path.open("rb") as body:
                 self.s3_hook.get_conn().put_object(
-                    Bucket=bucket, Key=key, Body=body, ContentType=media_type, ChecksumSHA256=checksum.value
+                    Bucket=bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType=media_type,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=checksum.value,
                 )
         else:
             self._upload_in_parts(path, size, bucket, key, checksum, media_type)
@@ -116,7 +123,11 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
         client = self.s3_hook.get_conn()
         part_size = _part_size(size, self.s3_hook.transfer_config.multipart_chunksize)
         upload_id = client.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType=media_type, ChecksumAlgorithm="SHA256"
+            Bucket=bucket,
+            Key=key,
+            ContentType=media_type,
+            ChecksumAlgorithm="SHA256",
+            ChecksumType="COMPOSITE",
         )["UploadId"]
         try:
             whole = hashlib.sha256()
@@ -131,6 +142,7 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
                         UploadId=upload_id,
                         PartNumber=len(parts) + 1,
                         Body=data,
+                        ChecksumAlgorithm="SHA256",
                         ChecksumSHA256=digest,
                     )
                     parts.append(

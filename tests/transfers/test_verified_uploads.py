@@ -1,0 +1,295 @@
+"""Verified uploads: the store checks each object against the local checksum and refuses a corrupted body.
+
+A corrupting proxy (``corrupting_proxy``) sits between the operator and the storage server and
+flips one byte of the uploaded file on the wire. The GCS emulator checks the ``crc32c`` and
+``md5Hash`` an upload states, as GCS does. moto does not check S3 checksums (a test below shows it),
+so for S3 the proxy also plays S3's documented part: refuse a body that does not match its
+``x-amz-checksum-sha256``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corrupting_proxy import CorruptingProxy, corrupting_proxy
+from storage_servers import AWS_REGION, GCSBucketView, LocalServer, S3BucketView
+
+from airflow_provider_cloud4wi.transfers.checksums import Checksum, file_checksum
+from airflow_provider_cloud4wi.transfers.events_to_gcs import Cloud4WiEventsToGCSOperator
+from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
+
+MARKER = b"<<flip-me>>"
+MIB = 1024 * 1024
+MEDIA_TYPE = "application/x-ndjson"
+UTC = dt.timezone.utc
+
+
+def _write(path: Path, size: int, *, marker_at: int = 100) -> Path:
+    """A file of ``size`` bytes (not all alike) with the proxy's marker at ``marker_at``."""
+    block = hashlib.sha256(path.name.encode()).digest() * 2048
+    data = (block * (size // len(block) + 1))[:size]
+    path.write_bytes(data[:marker_at] + MARKER + data[marker_at + len(MARKER) :])
+    return path
+
+
+def _wrong(checksum: Checksum) -> Checksum:
+    """A checksum of the same algorithm that belongs to other bytes."""
+    digest = bytearray(base64.b64decode(checksum.value))
+    digest[0] ^= 0xFF
+    return Checksum(checksum.algorithm, base64.b64encode(bytes(digest)).decode("ascii"))
+
+
+# ----------------------------------------------------------------------------- S3
+def _s3_operator(s3_bucket: S3BucketView) -> Cloud4WiEventsToS3Operator:
+    return Cloud4WiEventsToS3Operator(task_id="export", s3_bucket=s3_bucket.name)
+
+
+def _aws_connection(set_connection: Callable[..., str], url: str, **extra: Any) -> None:
+    set_connection(
+        "aws_default",
+        "aws",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": url, "region_name": AWS_REGION, **extra},
+    )
+
+
+#: Multipart from 5 MiB on, in parts of 5 MiB (S3's smallest), set as an Airflow user would.
+SMALL_PARTS = {
+    "service_config": {
+        "s3": {"transfer_config_args": {"multipart_threshold": 5 * MIB, "multipart_chunksize": 5 * MIB}}
+    }
+}
+
+
+@pytest.fixture
+def s3_proxy(
+    s3_bucket: S3BucketView, moto_server: LocalServer, set_connection: Callable[..., str]
+) -> Iterator[CorruptingProxy]:
+    """``aws_default`` sent through a corrupting proxy that refuses bodies S3 would refuse."""
+    with corrupting_proxy(moto_server.url, MARKER, s3_checksums=True) as proxy:
+        _aws_connection(set_connection, proxy.url, **SMALL_PARTS)
+        yield proxy
+
+
+def test_moto_stores_a_corrupted_body_with_the_sha256_the_operator_sent(
+    s3_bucket: S3BucketView, moto_server: LocalServer, set_connection: Callable[..., str], tmp_path: Path
+) -> None:
+    # Why the S3 tests need the proxy's check: moto keeps the header's value and the bad body.
+    from botocore.exceptions import FlexibleChecksumError
+
+    path = _write(tmp_path / "part.jsonl.gz", 4096)
+    checksum = file_checksum(path, "SHA256")
+    with corrupting_proxy(moto_server.url, MARKER) as proxy:
+        _aws_connection(set_connection, proxy.url)
+        proxy.state.armed = True
+        _s3_operator(s3_bucket).upload_file(path, s3_bucket.name, "k.jsonl.gz", checksum, MEDIA_TYPE)
+
+    (put,) = [headers for method, _, headers in proxy.state.requests if method == "PUT"]
+    assert put["x-amz-checksum-sha256"] == checksum.value
+    assert proxy.state.corrupted == 1
+    stored = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="k.jsonl.gz", ChecksumMode="ENABLED")
+    assert stored["ChecksumSHA256"] == checksum.value
+    # Only a reader that checks the stored checksum (boto3 does by default) notices.
+    with pytest.raises(FlexibleChecksumError, match=re.escape(checksum.value)):
+        s3_bucket.read("k.jsonl.gz")
+
+
+@pytest.mark.parametrize("size", [4096, 11 * MIB], ids=["put-object", "multipart"])
+def test_s3_refuses_a_corrupted_upload_and_keeps_the_previous_object(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path, size: int
+) -> None:
+    from botocore.exceptions import ClientError
+
+    s3_bucket.put("kept.jsonl.gz", b"the previous export")
+    # In the multipart case the marker sits in the second of three parts.
+    path = _write(tmp_path / "part.jsonl.gz", size, marker_at=size // 2)
+    checksum = file_checksum(path, "SHA256")
+    operator = _s3_operator(s3_bucket)
+    s3_proxy.state.armed = True
+
+    for key in ("kept.jsonl.gz", "new.jsonl.gz"):
+        with pytest.raises(ClientError, match="BadDigest"):
+            operator.upload_file(path, s3_bucket.name, key, checksum, MEDIA_TYPE)
+
+    assert s3_proxy.state.refused == 2
+    assert s3_bucket.keys() == ["kept.jsonl.gz"]
+    assert s3_bucket.read("kept.jsonl.gz") == b"the previous export"
+    assert s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("size", [4096, 11 * MIB], ids=["put-object", "multipart"])
+def test_s3_stores_a_good_upload_with_the_local_sha256(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path, size: int
+) -> None:
+    path = _write(tmp_path / "part.jsonl.gz", size)
+    checksum = file_checksum(path, "SHA256")
+
+    _s3_operator(s3_bucket).upload_file(path, s3_bucket.name, "k.jsonl.gz", checksum, MEDIA_TYPE)
+
+    data = s3_bucket.read("k.jsonl.gz")
+    assert data == path.read_bytes()
+    assert base64.b64encode(hashlib.sha256(data).digest()).decode() == checksum.value
+    assert s3_bucket.content_type("k.jsonl.gz") == MEDIA_TYPE
+    stored = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="k.jsonl.gz", ChecksumMode="ENABLED")
+    sent = [headers for method, _, headers in s3_proxy.state.requests if method == "PUT"]
+    if size < 5 * MIB:
+        assert stored["ChecksumSHA256"] == checksum.value
+        assert [headers["x-amz-checksum-sha256"] for headers in sent] == [checksum.value]
+    else:
+        # S3 keeps a checksum of the parts' SHA-256s; each part was checked against its own.
+        parts = [data[start : start + 5 * MIB] for start in range(0, size, 5 * MIB)]
+        digests = [hashlib.sha256(part).digest() for part in parts]
+        assert [headers["x-amz-checksum-sha256"] for headers in sent] == [
+            base64.b64encode(digest).decode() for digest in digests
+        ]
+        composite = base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode()
+        # S3 appends "-<number of parts>"; moto's HeadObject does not.
+        assert stored["ChecksumSHA256"] in (composite, f"{composite}-{len(parts)}")
+
+
+def test_s3_multipart_upload_of_a_file_that_is_not_the_checksummed_one_is_aborted(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    s3_bucket.put("k.jsonl.gz", b"the previous export")
+    path = _write(tmp_path / "part.jsonl.gz", 6 * MIB)
+    stale = _wrong(file_checksum(path, "SHA256"))
+
+    with pytest.raises(ValueError, match="changed after its checksum"):
+        _s3_operator(s3_bucket).upload_file(path, s3_bucket.name, "k.jsonl.gz", stale, MEDIA_TYPE)
+
+    assert s3_bucket.read("k.jsonl.gz") == b"the previous export"
+    assert s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+
+
+def test_s3_lists_reads_and_aborts_what_it_is_asked(s3_bucket: S3BucketView) -> None:
+    operator = _s3_operator(s3_bucket)
+    s3_bucket.put("a/one.jsonl.gz", b"1")
+    s3_bucket.put("a/two.jsonl.gz", b"2")
+    s3_bucket.put("b/three.jsonl.gz", b"3")
+    client = s3_bucket.client
+    for key in ("a/stale.jsonl.gz", "a/live.jsonl.gz", "b/other.jsonl.gz"):
+        client.create_multipart_upload(Bucket=s3_bucket.name, Key=key)
+    asked: list[tuple[str, dt.datetime]] = []
+
+    def should_abort(key: str, initiated: dt.datetime) -> bool:
+        asked.append((key, initiated))
+        return key.endswith("stale.jsonl.gz")
+
+    listed = operator.list_objects(s3_bucket.name, "a/")
+    aborted = operator.abort_open_uploads(s3_bucket.name, "a/", should_abort)
+
+    assert [item.key for item in listed] == ["a/one.jsonl.gz", "a/two.jsonl.gz"]
+    assert all(
+        item.updated.tzinfo is not None and item.updated.utcoffset() == dt.timedelta(0) for item in listed
+    )
+    assert operator.read_object(s3_bucket.name, "a/two.jsonl.gz") == b"2"
+    assert operator.read_object(s3_bucket.name, "a/missing.json") is None
+    assert aborted == ["a/stale.jsonl.gz"]
+    assert sorted(key for key, _ in asked) == ["a/live.jsonl.gz", "a/stale.jsonl.gz"]
+    assert all(initiated.utcoffset() == dt.timedelta(0) for _, initiated in asked)
+    still_open = client.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
+    assert sorted(upload["Key"] for upload in still_open) == ["a/live.jsonl.gz", "b/other.jsonl.gz"]
+
+
+# ----------------------------------------------------------------------------- GCS
+def _gcs_operator(gcs_bucket: GCSBucketView) -> Cloud4WiEventsToGCSOperator:
+    return Cloud4WiEventsToGCSOperator(task_id="export", bucket=gcs_bucket.name)
+
+
+@pytest.fixture
+def gcs_proxy(
+    gcs_bucket: GCSBucketView, gcs_emulator: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CorruptingProxy]:
+    """The operators' GCS clients sent through a corrupting proxy to the emulator."""
+    with corrupting_proxy(gcs_emulator.url, MARKER) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        yield proxy
+
+
+#: The google-cloud-storage client uploads up to 8 MiB in one request, more as a resumable upload.
+GCS_SIZES = pytest.mark.parametrize("size", [4096, 9 * MIB], ids=["multipart", "resumable"])
+
+
+@GCS_SIZES
+def test_gcs_refuses_a_corrupted_upload_and_keeps_the_previous_object(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path, size: int
+) -> None:
+    from google.api_core.exceptions import BadRequest
+
+    gcs_bucket.put("kept.jsonl.gz", b"the previous export")
+    path = _write(tmp_path / "part.jsonl.gz", size, marker_at=size // 2)
+    checksum = file_checksum(path, "CRC32C")
+    operator = _gcs_operator(gcs_bucket)
+    gcs_proxy.state.armed = True
+
+    for key in ("kept.jsonl.gz", "new.jsonl.gz"):
+        with pytest.raises(BadRequest, match="doesn't match calculated"):
+            operator.upload_file(path, gcs_bucket.name, key, checksum, MEDIA_TYPE)
+
+    assert gcs_proxy.state.corrupted == 2
+    assert gcs_bucket.keys() == ["kept.jsonl.gz"]
+    assert gcs_bucket.read("kept.jsonl.gz") == b"the previous export"
+
+
+@GCS_SIZES
+def test_gcs_checks_the_crc32c_the_operator_states(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path, size: int
+) -> None:
+    from google.api_core.exceptions import BadRequest
+
+    # A good body with somebody else's CRC32C is refused: the store checks our value, not its own.
+    gcs_bucket.put("kept.jsonl.gz", b"the previous export")
+    path = _write(tmp_path / "part.jsonl.gz", size)
+
+    with pytest.raises(BadRequest, match="CRC32C"):
+        _gcs_operator(gcs_bucket).upload_file(
+            path, gcs_bucket.name, "kept.jsonl.gz", _wrong(file_checksum(path, "CRC32C")), MEDIA_TYPE
+        )
+
+    assert gcs_bucket.read("kept.jsonl.gz") == b"the previous export"
+
+
+@GCS_SIZES
+def test_gcs_stores_a_good_upload_with_the_local_crc32c(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path, size: int
+) -> None:
+    path = _write(tmp_path / "part.jsonl.gz", size)
+    checksum = file_checksum(path, "CRC32C")
+
+    _gcs_operator(gcs_bucket).upload_file(path, gcs_bucket.name, "k.jsonl.gz", checksum, MEDIA_TYPE)
+
+    blob = gcs_bucket.bucket.get_blob("k.jsonl.gz")
+    assert blob.crc32c == checksum.value
+    assert blob.md5_hash == file_checksum(path, "MD5").value
+    assert blob.content_type == MEDIA_TYPE
+    assert gcs_bucket.read("k.jsonl.gz") == path.read_bytes()
+    assert gcs_proxy.state.corrupted == 0
+    started = {
+        url.split("uploadType=")[1].split("&")[0]
+        for _, url, _ in gcs_proxy.state.requests
+        if "uploadType=" in url
+    }
+    assert started == {"resumable" if size > 8 * MIB else "multipart"}
+
+
+def test_gcs_lists_reads_and_has_no_uploads_to_abort(gcs_bucket: GCSBucketView, tmp_path: Path) -> None:
+    operator = _gcs_operator(gcs_bucket)
+    gcs_bucket.put("a/one.jsonl.gz", b"1")
+    gcs_bucket.put("a/two.jsonl.gz", b"2")
+    gcs_bucket.put("b/three.jsonl.gz", b"3")
+
+    listed = operator.list_objects(gcs_bucket.name, "a/")
+
+    assert sorted(item.key for item in listed) == ["a/one.jsonl.gz", "a/two.jsonl.gz"]
+    assert all(item.updated.utcoffset() == dt.timedelta(0) for item in listed)
+    assert operator.read_object(gcs_bucket.name, "a/two.jsonl.gz") == b"2"
+    assert operator.read_object(gcs_bucket.name, "a/missing.json") is None
+    assert operator.abort_open_uploads(gcs_bucket.name, "a/", lambda key, initiated: True) == []
