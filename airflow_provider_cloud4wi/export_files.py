@@ -21,6 +21,7 @@ whose type really is ``"unknown"`` shares that group; its rows still carry their
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import shutil
@@ -204,16 +205,26 @@ class _Sink(Protocol):
     def discard(self) -> None: ...
 
 
+#: Called with a group's event type (None when not partitioned) and each part once it is complete.
+PartCallback = Callable[[str | None, PartFile], None]
+#: Builds the sink of one group from its directory and its event type.
+_NewSink = Callable[[Path, str | None], _Sink]
+
+
 def _sink_factory(
-    file_format: str, compression: str | None, max_events_per_file: int | None
-) -> Callable[[Path], _Sink]:
-    if file_format == "parquet":
-        return lambda directory: parquet.ParquetSink(
-            directory, compression=compression, max_events_per_file=max_events_per_file
+    file_format: str, compression: str | None, max_events_per_file: int | None, on_part: PartCallback | None
+) -> _NewSink:
+    def new_sink(directory: Path, event_type: str | None) -> _Sink:
+        completed = None if on_part is None else functools.partial(on_part, event_type)
+        if file_format == "parquet":
+            return parquet.ParquetSink(
+                directory, compression=compression, max_events_per_file=max_events_per_file, on_part=completed
+            )
+        return writer.JsonLinesSink(
+            directory, compression=compression, max_events_per_file=max_events_per_file, on_part=completed
         )
-    return lambda directory: writer.JsonLinesSink(
-        directory, compression=compression, max_events_per_file=max_events_per_file
-    )
+
+    return new_sink
 
 
 def _write_one(lines: Iterable[Mapping[str, Any] | bytes], sink: _Sink) -> list[FileGroup]:
@@ -227,7 +238,7 @@ def _write_one(lines: Iterable[Mapping[str, Any] | bytes], sink: _Sink) -> list[
 
 
 def _write_by_type(
-    lines: Iterable[Mapping[str, Any] | bytes], directory: Path, new_sink: Callable[[Path], _Sink]
+    lines: Iterable[Mapping[str, Any] | bytes], directory: Path, new_sink: _NewSink
 ) -> list[FileGroup]:
     sinks: dict[str, _Sink] = {}
     try:
@@ -243,7 +254,7 @@ def _write_by_type(
                     # The group name is safe as a directory name: it matched EVENT_TYPE_PATTERN.
                     group_dir = directory / group
                     group_dir.mkdir()
-                    sink = sinks[group] = new_sink(group_dir)
+                    sink = sinks[group] = new_sink(group_dir, group)
             sink.add(line)
             if count % _BUDGET_CHECK_EVERY == 0:
                 _keep_within_budget(list(sinks.values()))
@@ -276,6 +287,7 @@ def write_export_files(
     max_events_per_file: int | None = None,
     partition_by: str | None = None,
     temp_dir: str | Path | None = None,
+    on_part: PartCallback | None = None,
 ) -> Iterator[list[FileGroup]]:
     """
     Write every event into local files of ``file_format`` and yield them, grouped.
@@ -306,17 +318,20 @@ def write_export_files(
         file per group.
     :param partition_by: None (default) or ``"event_type"``.
     :param temp_dir: where to create the temporary directory; default: the system's temp dir.
+    :param on_part: called with the group's event type and each part as soon as it is complete,
+        while the stream is still being read (to upload it and free its disk at once); when it
+        raises, the writing stops and the error propagates.
     """
     codec = resolve_compression(file_format, compression)
     max_events_per_file = check_max_events_per_file(max_events_per_file)
     partition_by = check_partition_by(partition_by)
     if file_format == "parquet":
         parquet.check_parquet_available()
-    new_sink = _sink_factory(file_format, codec, max_events_per_file)
+    new_sink = _sink_factory(file_format, codec, max_events_per_file, on_part)
     directory = Path(tempfile.mkdtemp(prefix="cloud4wi-events-", dir=temp_dir))
     try:
         if partition_by is None:
-            groups = _write_one(lines, new_sink(directory))
+            groups = _write_one(lines, new_sink(directory, None))
         else:
             groups = _write_by_type(lines, directory, new_sink)
         yield groups

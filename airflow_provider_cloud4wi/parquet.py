@@ -372,6 +372,8 @@ class ParquetSink:
     :param compression: the Parquet codec, one of :data:`PARQUET_COMPRESSIONS`.
     :param max_events_per_file: start a new part after this many documents; None for one file.
     :param row_group_events: events per row group (the unit held in memory).
+    :param on_part: called with each part as soon as it is complete (before the next one is
+        opened, and for the last one in :meth:`finish`), e.g. to upload it and free its disk.
     """
 
     def __init__(
@@ -381,9 +383,11 @@ class ParquetSink:
         compression: str | None = "zstd",
         max_events_per_file: int | None = None,
         row_group_events: int = ROW_GROUP_EVENTS,
+        on_part: Callable[[PartFile], None] | None = None,
     ) -> None:
         check_parquet_available()
         self._directory = directory
+        self._on_part = on_part
         self._compression = check_parquet_compression(compression)
         self._max_events = check_max_events_per_file(max_events_per_file)
         self._row_group_events = _check_row_group_events(row_group_events)
@@ -419,7 +423,7 @@ class ParquetSink:
         if self._max_events is not None and current.events + len(self._pending) == self._max_events:
             self.flush()
             self._current = None
-            self._parts.append(current.finish())
+            self._complete(current.finish())
             self._current = self._open_part()
         line = _as_line(document)
         self._pending.append(line)
@@ -438,8 +442,13 @@ class ParquetSink:
         self.flush()
         current = self._require_open()
         self._current = None
-        self._parts.append(current.finish())
+        self._complete(current.finish())
         return list(self._parts)
+
+    def _complete(self, part: PartFile) -> None:
+        self._parts.append(part)
+        if self._on_part is not None:
+            self._on_part(part)
 
     def discard(self) -> None:
         """Close whatever is open, leaving the files to be removed with the directory."""

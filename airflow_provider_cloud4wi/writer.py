@@ -260,6 +260,8 @@ class JsonLinesSink:
     :param compression: ``"gzip"`` or None.
     :param max_events_per_file: start a new part after this many documents; None for one file.
     :param gzip_factory: the compressor used when ``compression`` is ``"gzip"``.
+    :param on_part: called with each part as soon as it is complete (before the next one is
+        opened, and for the last one in :meth:`finish`), e.g. to upload it and free its disk.
     """
 
     def __init__(
@@ -269,8 +271,10 @@ class JsonLinesSink:
         compression: str | None = "gzip",
         max_events_per_file: int | None = None,
         gzip_factory: GzipFactory = default_gzip,
+        on_part: Callable[[PartFile], None] | None = None,
     ) -> None:
         self._directory = directory
+        self._on_part = on_part
         self._extension = file_extension(compression)
         self._max_events = check_max_events_per_file(max_events_per_file)
         self._gzip_factory = gzip_factory if compression == "gzip" else None
@@ -303,7 +307,7 @@ class JsonLinesSink:
         # ends with part k - 1 rather than an extra empty part.
         if self._max_events is not None and current.events == self._max_events:
             self._current = None
-            self._parts.append(current.finish())
+            self._complete(current.finish())
             current = self._current = self._open_part()
         # No JSON document is a bytes object, so bytes can only be a serialised document.
         current.add(document if isinstance(document, bytes) else _dumps(document))
@@ -317,8 +321,13 @@ class JsonLinesSink:
         """Close the last part and return every part written, in order."""
         current = self._require_open()
         self._current = None
-        self._parts.append(current.finish())
+        self._complete(current.finish())
         return list(self._parts)
+
+    def _complete(self, part: PartFile) -> None:
+        self._parts.append(part)
+        if self._on_part is not None:
+            self._on_part(part)
 
     def discard(self) -> None:
         """Close whatever is open, leaving the files to be removed with the directory."""

@@ -57,7 +57,7 @@ from airflow_provider_cloud4wi.transfers.lineage import (
 from airflow_provider_cloud4wi.transfers.manifest import Manifest, ManifestObject
 from airflow_provider_cloud4wi.transfers.sweep import stale_keys
 from airflow_provider_cloud4wi.windows import Window, run_window
-from airflow_provider_cloud4wi.writer import check_max_events_per_file
+from airflow_provider_cloud4wi.writer import PartFile, check_max_events_per_file
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -422,14 +422,27 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self.log.info("Exporting Cloud4Wi events of %s to %s.", source.window, bucket.uri(layout.names.key))
         events, stats = self._events(hook, source.window)
         existing = {item.key for item in found}
-        with contextlib.closing(events), self._local_files(events) as groups:
-            self._log_pull(stats, source.window, groups, started)
-            planned = self._plan(layout, groups)
-            if not planned and not self.write_empty:
-                self.log.info("No events in %s and write_empty is False: writing no object.", source.window)
-                self._remove_export(bucket, layout, found)
-                return [], None
-            written = bucket.upload_all(planned, existing, media_type(self.file_format, self.compression))
+        object_type = media_type(self.file_format, self.compression)
+        # A split export with a manifest uploads each part as soon as it is complete, while the
+        # pull goes on: its names are the run's own and the manifest comes last, so nothing
+        # becomes visible early, and the local disk holds a part per event type, not the window.
+        streamed: list[ManifestObject] | None = [] if layout.run is not None and layout.split else None
+        on_part = None if streamed is None else self._uploader(bucket, layout, streamed, object_type)
+        try:
+            with contextlib.closing(events), self._local_files(events, on_part) as groups:
+                self._log_pull(stats, source.window, groups, started)
+                if streamed is None:
+                    planned = self._plan(layout, groups)
+                    written = bucket.upload_all(planned, existing, object_type) if planned else []
+                else:
+                    written = sorted(streamed, key=lambda item: item.key)
+        except BaseException:
+            bucket.roll_back([item.key for item in streamed or []])
+            raise
+        if not written and not self.write_empty:
+            self.log.info("No events in %s and write_empty is False: writing no object.", source.window)
+            self._remove_export(bucket, layout, found)
+            return [], None
         replaced = None
         if layout.run is not None:
             created = [item.key for item in written if item.key not in existing]
@@ -504,7 +517,9 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         return Path(self.local_temp_dir) if self.local_temp_dir else Path(tempfile.gettempdir())
 
     @contextlib.contextmanager
-    def _local_files(self, events: Generator[bytes, None, None]) -> Iterator[list[FileGroup]]:
+    def _local_files(
+        self, events: Generator[bytes, None, None], on_part: Callable[[str | None, PartFile], None] | None
+    ) -> Iterator[list[FileGroup]]:
         """Write the events to local files; a full disk fails with the directory and what to change."""
         try:
             with write_export_files(
@@ -514,6 +529,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
                 max_events_per_file=self.max_events_per_file,
                 partition_by=self.partition_by,
                 temp_dir=self.local_temp_dir,
+                on_part=on_part,
             ) as groups:
                 yield groups
         except OSError as err:
@@ -525,6 +541,20 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     def _sweep_local_leftovers(self) -> None:
         for path in sweep_stale_temp_dirs(self._temp_root, _LOCAL_LEFTOVERS_AFTER):
             self.log.warning("Removed %s, local files an earlier, killed run left.", path)
+
+    def _uploader(
+        self, bucket: ExportBucket, layout: ExportLayout, uploaded: list[ManifestObject], object_type: str
+    ) -> Callable[[str | None, PartFile], None]:
+        """What uploads each completed part of a split export and frees its local disk at once."""
+
+        def upload(event_type: str | None, part: PartFile) -> None:
+            if part.events or self.write_empty:
+                checksum = file_checksum(part.path, self.checksum_algorithm)
+                item = PlannedObject(layout.part_key(event_type, part.index), event_type, part, checksum)
+                uploaded.append(bucket.upload_one(item, object_type))
+            part.path.unlink()
+
+        return upload
 
     def _plan(self, layout: ExportLayout, groups: list[FileGroup]) -> list[PlannedObject]:
         """Name each local file's object and compute the checksum the store will verify."""

@@ -153,26 +153,31 @@ class ExportBucket:
         written: list[ManifestObject] = []
         try:
             for item in planned:
-                uri, part = self.uri(item.key), item.part
-                with storage_errors("upload", f"{part.path.name} ({part.events} events) to {uri}"):
-                    self.store.upload_file(part.path, self.bucket, item.key, item.checksum, media_type)
-                written.append(
-                    ManifestObject(
-                        uri, item.key, item.event_type, part.events, part.size_bytes, item.checksum
-                    )
-                )
-                self.log.info(
-                    "Uploaded %s: %d events, %d bytes, %s %s.",
-                    uri,
-                    part.events,
-                    part.size_bytes,
-                    item.checksum.algorithm,
-                    item.checksum.value,
-                )
+                written.append(self.upload_one(item, media_type))
         except BaseException:
             self.roll_back([item.key for item in written if item.key not in existing])
             raise
         return written
+
+    def upload_one(self, item: PlannedObject, media_type: str) -> ManifestObject:
+        """
+        Upload one object, checked by the store against its checksum; return its manifest entry.
+
+        :param item: the local file and its object.
+        :param media_type: the object's Content-Type.
+        """
+        uri, part = self.uri(item.key), item.part
+        with storage_errors("upload", f"{part.path.name} ({part.events} events) to {uri}"):
+            self.store.upload_file(part.path, self.bucket, item.key, item.checksum, media_type)
+        self.log.info(
+            "Uploaded %s: %d events, %d bytes, %s %s.",
+            uri,
+            part.events,
+            part.size_bytes,
+            item.checksum.algorithm,
+            item.checksum.value,
+        )
+        return ManifestObject(uri, item.key, item.event_type, part.events, part.size_bytes, item.checksum)
 
     def commit(self, key: str, manifest: Manifest, created: list[str]) -> Manifest | None:
         """
@@ -222,12 +227,12 @@ class ExportBucket:
         """Remove the objects a failed run created, so no half-written export sits beside an old one."""
         if not created:
             return
-        self.log.warning("Upload failed; removing the %d object(s) this run created.", len(created))
+        self.log.warning("The export failed; removing the %d object(s) this run created.", len(created))
         try:
             self.store.delete_keys(self.bucket, created)
         except Exception as err:
             self.log.error(
-                "Could not remove %s after the failed upload (%s); the next successful run replaces or "
+                "Could not remove %s after the failed export (%s); the next successful run replaces or "
                 "removes them.",
                 ", ".join(self.uri(key) for key in created),
                 err,

@@ -184,6 +184,17 @@ class ExportLayout:
             return [stem + self.names.extension]
         return [f"{stem}.part-{index:05d}{self.names.extension}" for index in range(count)]
 
+    def part_key(self, event_type: str | None, index: int) -> str:
+        """
+        The name of part ``index`` of a split export's group, known before the group's last part.
+
+        :param event_type: the group's event type (partitioned exports), else None.
+        :param index: the part's position in its group, from 0.
+        """
+        if not self.split:
+            raise ValueError("only a split export names its parts before it knows how many there are")
+        return self.keys_for(event_type, index + 1)[index]
+
     def listing_prefixes(self) -> list[str]:
         """The prefixes to list to find every object this export may own."""
         prefixes = [self.names.stem]
