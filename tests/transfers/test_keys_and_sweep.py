@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject
 
+from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject
 from airflow_provider_cloud4wi.transfers.keys import ExportLayout, ObjectNames, new_run_token, run_identity
 from airflow_provider_cloud4wi.transfers.manifest import Manifest, ManifestError, ManifestObject
 from airflow_provider_cloud4wi.transfers.sweep import ABANDONED_AFTER, abort_rule, stale_keys
