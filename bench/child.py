@@ -13,8 +13,12 @@ import importlib
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from bench.common import ChildResult, Timer, api_params, peak_rss_mb
+
+if TYPE_CHECKING:
+    from bench.observe import PullObserver
 
 _PRELOAD = {
     "A": [
@@ -62,6 +66,17 @@ class _GcClock:
             self.full += info.get("generation") == 2
 
 
+def _observer(args: argparse.Namespace) -> PullObserver | None:
+    """The pull observer of ``--observe`` (A only), installed; None otherwise."""
+    if not args.observe or args.variant != "A":
+        return None
+    from bench.observe import PullObserver
+
+    observer = PullObserver()
+    observer.install()
+    return observer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.child")
     parser.add_argument("variant", choices=sorted(_PRELOAD))
@@ -74,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moto-url", required=True)
     parser.add_argument("--upload-size", type=int, default=0)
     parser.add_argument("--dlt-nesting", type=int, default=None)
+    parser.add_argument("--max-concurrency", type=int, default=None, help="A: the operator's max_concurrency")
+    parser.add_argument("--observe", action="store_true", help="A: report its slices and limiter")
     args = parser.parse_args(argv)
     tree = os.environ.get("BENCH_PACKAGE_TREE")
     if tree:  # another copy of the package (e.g. an earlier commit's) before the installed one
@@ -85,17 +102,22 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(module)
     if args.variant in ("A", "B"):
         _warm_airflow_runtime()
+    observer = _observer(args)
     gc.collect()
 
     note = ""
     phases: dict[str, float] = {}
+    detail: dict[str, object] = {}
     gc_clock = _GcClock()
     gc.callbacks.append(gc_clock)
+    if observer is not None:
+        observer.origin = time.perf_counter()
     with Timer() as timer:
         if args.variant == "A":
             from bench import variant_a
 
-            events, size = variant_a.run(args.bucket, args.key, start, end)
+            events, size, objects = variant_a.run(args.bucket, args.key, start, end, args.max_concurrency)
+            detail["objects"] = objects
         elif args.variant == "B":
             from bench import variant_b
 
@@ -127,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_seconds=timer.cpu,
         note=note,
         phases=phases,
+        detail={**detail, **({"pull": observer.report()} if observer is not None else {})},
     ).emit()
     return 0
 

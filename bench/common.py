@@ -102,6 +102,8 @@ class ChildResult:
     cpu_seconds: float
     note: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    #: Anything else a run reports (the latency scenario: A's object URIs, its slices, its limiter).
+    detail: dict[str, Any] = field(default_factory=dict)
 
     def emit(self) -> None:
         sys.stdout.write(RESULT_PREFIX + json.dumps(asdict(self)) + "\n")

@@ -388,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="events per window")
     parser.add_argument("--runs", type=int, default=3, help="runs per variant and size (medians)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="any of A,B,C,D")
+    parser.add_argument(
+        "--variants", default=None, help="any of A,B,C,D (default: all; latency scenario: A,C,D)"
+    )
     parser.add_argument(
         "--before",
         default=None,
@@ -402,7 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an extra A row importing the package from this directory (e.g. a copy with a change "
         "applied); repeatable",
     )
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="default: bench/results.md (latency scenario: its section of bench/results-latency.md)",
+    )
     parser.add_argument(
         "--budget-minutes",
         type=float,
@@ -410,16 +417,22 @@ def main(argv: list[str] | None = None) -> int:
         help="drop dlt's remaining runs at a size once the projected total exceeds this",
     )
     parser.add_argument("--serve", action="store_true", help="only start and warm the servers (debugging)")
+    _add_latency_options(parser)
     args = parser.parse_args(argv)
+    command = "python -m bench" + (
+        "" if argv is None and len(sys.argv) <= 1 else " " + shlex.join(argv or sys.argv[1:])
+    )
+    if args.latency_ms or args.server_limit or args.concurrency:
+        from bench import latency
+
+        return latency.run(args, command)
+    args.output = args.output or BENCH_DIR / "results.md"
     sizes = sorted(int(s) for s in args.sizes.split(",") if s)
-    variants = [v for v in args.variants.split(",") if v]
+    variants = [v for v in (args.variants or ",".join(VARIANTS)).split(",") if v]
     from bench.reference import BEFORE_SPEEDUP, tree_at
 
     before_ref = args.before or BEFORE_SPEEDUP
     before_tree, before_hash = (None, "not requested") if before_ref == "none" else tree_at(before_ref)
-    command = "python -m bench" + (
-        "" if argv is None and len(sys.argv) <= 1 else " " + shlex.join(argv or sys.argv[1:])
-    )
     clock = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc)
     load_start = _load()
@@ -524,6 +537,24 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"written to {args.output}")
     return 0
+
+
+def _add_latency_options(parser: argparse.ArgumentParser) -> None:
+    """The latency scenario's options (bench/latency.py); any of them selects that scenario."""
+    group = parser.add_argument_group(
+        "latency scenario (any of these runs it instead of the default benchmark: A@k rows, C_seq, "
+        "written to bench/results-latency.md)"
+    )
+    group.add_argument("--latency-ms", type=float, default=0.0, help="the simulator delays every request")
+    group.add_argument(
+        "--server-limit",
+        type=int,
+        default=0,
+        help="the simulator answers 429 (Retry-After 1 s) beyond this many requests in flight",
+    )
+    group.add_argument(
+        "--concurrency", default="", help="A's max_concurrency values, e.g. 1,2,4,8,16 (the default)"
+    )
 
 
 def _projected(

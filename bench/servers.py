@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +35,21 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def running_servers(max_events: int, log_dir: Path) -> Iterator[Servers]:
-    """Start the simulator (page cache big enough for every window) and moto; stop both after."""
+def running_servers(
+    max_events: int, log_dir: Path, *, simulator_flags: Sequence[str] = (), cache_copies: int = 1
+) -> Iterator[Servers]:
+    """
+    Start the simulator (page cache big enough for every window) and moto; stop both after.
+
+    :param simulator_flags: more simulator options (the latency scenario's ``--latency-ms`` ...).
+    :param cache_copies: how many differently cut pulls of each window the cache must hold (a
+        pull in k time slices asks other queries than the sequential one).
+    """
     hours = max_events / EVENTS_PER_HOUR
     data_end = DATA_START + dt.timedelta(hours=hours + 24)
     # Every window size is cached at once: 10k + 100k + 1M events is ~600 MB of rendered JSON.
-    cache_mb = max(64, int(max_events * 1.2 * CACHE_BYTES_PER_EVENT / (1024 * 1024)) + 64)
+    per_copy = max_events * 1.2 * CACHE_BYTES_PER_EVENT / (1024 * 1024)
+    cache_mb = max(64, int(per_copy * max(1, cache_copies)) + 64)
     simulator_options = [
         "--events-per-hour",
         str(EVENTS_PER_HOUR),
@@ -60,6 +69,7 @@ def running_servers(max_events: int, log_dir: Path) -> Iterator[Servers]:
         # flushes files between pages).
         "--scroll-ttl",
         "600",
+        *simulator_flags,
     ]
     # A SIGTERM (or a SIGINT where the shell ignores it for background jobs) must still stop both
     # servers: turn it into SystemExit so that they are stopped on the way out.
