@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -156,8 +158,10 @@ def start_dag_run(airflow_db: Path, airflow_home: Path, tmp_path: Path) -> Any:
     """
     Start ``airflow dags test`` on a DAG in a new process (its own process group) without waiting.
 
-    Returns a :class:`crash_tools.DagProcess` to wait on or SIGKILL; every run still alive at the
-    end of the test is killed.
+    Each process gets its own copy of the migrated metadata database: two processes writing one
+    SQLite file at once fail with "database is locked" on a busy machine, and the guarantees under
+    test live in the bucket, not in Airflow's database. Returns a :class:`crash_tools.DagProcess`
+    to wait on or SIGKILL; every run still alive at the end of the test is killed.
     """
     from crash_tools import DagProcess, start_dags_test
 
@@ -165,6 +169,14 @@ def start_dag_run(airflow_db: Path, airflow_home: Path, tmp_path: Path) -> Any:
 
     def start(source: str, dag_id: str, logical_date: dt.datetime, env: dict[str, str]) -> DagProcess:
         log = tmp_path / f"{dag_id}-{len(started)}.log"
+        database = tmp_path / f"{dag_id}-{len(started)}.db"
+        # SQLite's backup API, not a file copy: the migrated schema may still sit in the WAL file.
+        with (
+            contextlib.closing(sqlite3.connect(airflow_db)) as migrated,
+            contextlib.closing(sqlite3.connect(database)) as private,
+        ):
+            migrated.backup(private)
+        env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}", **env}
         run = start_dags_test(airflow_home / "dags", source, dag_id, logical_date, env, log)
         started.append(run)
         return run
