@@ -560,7 +560,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         """Name each local file's object and compute the checksum the store will verify."""
         planned: list[PlannedObject] = []
         for group in groups:
-            if not self.write_empty and sum(part.events for part in group.parts) == 0:
+            if not self.write_empty and group.events == 0:
                 continue
             keys = layout.keys_for(group.event_type, len(group.parts))
             for part, key in zip(group.parts, keys, strict=True):
