@@ -164,18 +164,23 @@ def gcp_conn_id(
     )
 
 
-@pytest.fixture
-def s3_bucket(aws_conn_id: str, moto_server: LocalServer) -> S3BucketView:
-    """A new, empty S3 bucket on the moto server."""
+def moto_client(moto_server: LocalServer) -> Any:
+    """A plain boto3 S3 client of the moto server, with its test credentials."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=moto_server.url,
         region_name=AWS_REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+@pytest.fixture
+def s3_bucket(aws_conn_id: str, moto_server: LocalServer) -> S3BucketView:
+    """A new, empty S3 bucket on the moto server."""
+    client = moto_client(moto_server)
     name = _bucket_name()
     client.create_bucket(Bucket=name)
     return S3BucketView(name=name, client=client)

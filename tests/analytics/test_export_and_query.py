@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storage_servers import AWS_REGION, moto_client
 
 from airflow_provider_cloud4wi import schemas
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
@@ -33,7 +34,6 @@ FIRST_HOUR = dt.datetime(2024, 1, 1, 22, tzinfo=UTC)
 HOURS = 3
 WINDOWS = [(FIRST_HOUR + dt.timedelta(hours=n), FIRST_HOUR + dt.timedelta(hours=n + 1)) for n in range(HOURS)]
 FAST_RETRIES = {"retry_wait_initial": 0.01, "retry_wait_max": 0.05, "retry_after_cap": 0.05}
-AWS_REGION = "us-east-1"
 EXTENSIONS = {"jsonl": ".jsonl.gz", "parquet": ".parquet"}
 #: name -> operator settings; each lands in a bucket of its own.
 LAYOUTS: dict[str, dict[str, Any]] = {
@@ -103,17 +103,9 @@ def download(client: Any, bucket: str, root: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def export(moto_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Export]:
     """Run the three windows for every layout once for the module, against real HTTP servers."""
-    import boto3
-
     from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_server.url,
-        region_name=AWS_REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    client = moto_client(moto_server)
     with pytest.MonkeyPatch.context() as env, Cloud4WiSimulator() as sim:
         config = sim.config
         cloud4wi = {
