@@ -130,20 +130,30 @@ def s3_client(moto_url: str) -> Any:
 
 
 def read_bucket(client: Any) -> list[StoredObject]:
-    """Every exported object of the bucket, in key order, with its events."""
+    """Every exported object of the bucket, in key order, with its events; each must be its manifest's."""
+    from airflow_provider_cloud4wi.transfers.keys import MANIFEST_SUFFIX
+    from airflow_provider_cloud4wi.transfers.manifest import Manifest
+
     stored = []
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-    for item in sorted((item for page in pages for item in page.get("Contents", [])), key=lambda i: i["Key"]):
-        match = _KEY_WINDOW.search(item["Key"])
+    keys = sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+    data_keys = [key for key in keys if not key.endswith(MANIFEST_SUFFIX)]
+    listed = []
+    for key in (key for key in keys if key.endswith(MANIFEST_SUFFIX)):
+        listed += Manifest.from_bytes(client.get_object(Bucket=BUCKET, Key=key)["Body"].read()).keys
+    if sorted(listed) != data_keys:
+        raise RuntimeError(f"The manifests list {sorted(listed)}, the bucket holds {data_keys}.")
+    for key in data_keys:
+        match = _KEY_WINDOW.search(key)
         if match is None:
-            raise RuntimeError(f"Unexpected object in the bucket: {item['Key']}")
+            raise RuntimeError(f"Unexpected object in the bucket: {key}")
         start, end = (
             dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
             for stamp in match.groups()
         )
-        body = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+        body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
         lines = gzip.decompress(body).decode("utf-8").splitlines()
-        stored.append(StoredObject(item["Key"], start, end, [json.loads(line) for line in lines], len(body)))
+        stored.append(StoredObject(key, start, end, [json.loads(line) for line in lines], len(body)))
     return stored
 
 
