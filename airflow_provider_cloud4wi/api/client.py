@@ -100,7 +100,7 @@ class EventsClient:
         :param raw_events: leave each event of a page as its JSON text (see codec).
         :param limiter: the pull's limit on requests in flight, told of rate limits and successes.
         """
-        with limiter.slot() if limiter else nullcontext():
+        with limiter.slot() if limiter else nullcontext() as held:
             reply = self._send_with_token(method, path, params)
             if reply.status_code == 401:
                 reply = self._after_unauthorized(reply, method, path, params)
@@ -111,9 +111,9 @@ class EventsClient:
                 )
                 self.auth.renew(refused=self._sent.token)
                 reply = self._send_with_token(method, path, params)
-        if limiter is not None:
+        if limiter is not None and held is not None:
             if reply.status_code == 429:
-                limiter.rate_limited(replies.retry_after_seconds(reply))
+                limiter.rate_limited(replies.retry_after_seconds(reply), held)
             elif reply.status_code < 400:
                 limiter.succeeded()
         return replies.decode(

@@ -118,7 +118,11 @@ class PageLoop:
                     f"move past (raise page_size, up to {protocol.MAX_PAGE_SIZE}), or the server "
                     "ignores the query's time bounds."
                 )
-            new_last = splitter(cursor.second) if splitter else None
+            # After a cut the slice goes on with a fresh query from the cursor's second, which
+            # sends that second's events again: only when they fill under half a page does that
+            # query move on; a busier second keeps its scroll instead.
+            may_cut = 2 * len(cursor.ids_at_second) <= query.page_size
+            new_last = splitter(second_before, cursor.second) if splitter and may_cut else None
             if new_last is not None:  # the rest of the range went to another slice
                 query = replace(query, bounds=(query.bounds[0], new_last))
                 window.shrink_to(new_last)

@@ -1,18 +1,21 @@
-"""One window pulled as time slices at once, delivered in exactly the order of a sequential pull.
+"""One window pulled as many small time slices at once, delivered in exactly a sequential pull's order.
 
 Slices are half-open ranges of whole seconds, so no second (and no event) is in two of them, and
-each has its own scroll and time cursor. A slice whose first page comes back full is split again
-while a worker would otherwise idle, so a burst hour does not end up pulled serially. The consumer
-reads the slices in time order; each slice holds at most a few batches ahead of it, so memory stays
-bounded whatever the window holds and whatever order the slices finish in.
+each has its own scroll and time cursor. The pull starts as one slice; a slice whose first page
+comes back full is cut, from the time that page covered, into pieces expected to hold under a page
+each, so most slices take one request and a burst is cut finer than a quiet stretch. Workers take
+the earliest slice nobody pulls yet, so slices are fetched roughly in the order the consumer reads
+them, and a few slices' pages are in flight and buffered at any time, never the window: a shared
+budget of buffered batches holds workers back when the consumer is the slower side.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import queue
+import math
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -20,13 +23,18 @@ from typing import Any
 from airflow_provider_cloud4wi.api.pull import PullStats
 from airflow_provider_cloud4wi.windows import API_DATE_FORMAT
 
-#: Batches (of up to a page of events each) a slice may hold before its worker waits.
-_BATCHES_AHEAD = 2
+#: Batches the slice being read may hold whatever the shared budget says, so it always moves.
+_BATCHES_AHEAD_OF_READER = 2
+#: Share of a page a piece cut from a full page's time span is expected to hold.
+_PIECE_FILL = 0.8
+#: The most pieces one cut makes, per worker: a dense first page must not cut a long quiet
+#: rest into thousands of empty slices; a piece still dense is cut again when its page is full.
+_PIECES_PER_WORKER = 4
 _POLL_SECONDS = 0.2
 _SECOND = dt.timedelta(seconds=1)
 
-#: Given the last second a slice delivered, the new last second it should stop at, or None.
-Splitter = Callable[[str], str | None]
+#: Given the first and the last second a full page covered, the slice's new last second, or None.
+Splitter = Callable[[str, str], str | None]
 
 
 @dataclass(eq=False)
@@ -36,7 +44,7 @@ class Slice:
     first: str
     last: str
     stats: PullStats = field(default_factory=PullStats)
-    batches: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(maxsize=_BATCHES_AHEAD))
+    batches: deque[Any] = field(default_factory=deque)
     following: Slice | None = None
     started: bool = False
     finished: bool = False
@@ -44,6 +52,10 @@ class Slice:
 
 class _Done:
     """Put after a slice's last batch."""
+
+
+class _Stopped(Exception):
+    """The consumer went away: a worker stops pulling."""
 
 
 @dataclass
@@ -59,17 +71,21 @@ def _text(value: dt.datetime) -> str:
     return value.strftime(API_DATE_FORMAT)
 
 
-def initial_slices(first: str, last: str, count: int) -> list[Slice]:
-    """``[first, last]`` cut into up to ``count`` slices of equal width in whole seconds."""
-    start, end = _seconds(first), _seconds(last)
-    width = int((end - start).total_seconds()) + 1
-    count = max(1, min(count, width))
-    cuts = [start + _SECOND * (width * index // count) for index in range(count)]
-    slices = [Slice(_text(cut), _text(following - _SECOND)) for cut, following in itertools.pairwise(cuts)]
-    slices.append(Slice(_text(cuts[-1]), last))
-    for earlier, later in itertools.pairwise(slices):
-        earlier.following = later
-    return slices
+def cut_after(second: str, last: str, covered_seconds: int, max_pieces: int) -> list[tuple[str, str]]:
+    """
+    The seconds after ``second`` up to ``last`` cut into pieces of about 0.8 x ``covered_seconds``.
+
+    ``covered_seconds`` is the width of a full page, so each piece is expected to hold under a
+    page. At most ``max_pieces``, of equal width then; never narrower than one second.
+    """
+    start, end = _seconds(second) + _SECOND, _seconds(last)
+    rest = int((end - start).total_seconds()) + 1
+    if rest < 1:
+        return []
+    width = max(1, int(_PIECE_FILL * covered_seconds))
+    count = min(max_pieces, math.ceil(rest / width), rest)
+    cuts = [start + _SECOND * (rest * index // count) for index in range(count)] + [end + _SECOND]
+    return [(_text(begin), _text(after - _SECOND)) for begin, after in itertools.pairwise(cuts)]
 
 
 class SlicedPull:
@@ -79,7 +95,7 @@ class SlicedPull:
     :param pull_slice: yields one slice's events, oldest first, calling the splitter it is given
         after each full page from a fresh query.
     :param stats: the whole pull's statistics, summed from the slices' as they finish.
-    :param batch_size: events per batch handed from a worker to the consumer.
+    :param batch_size: events per batch handed from a worker to the consumer (a page's worth).
     """
 
     def __init__(
@@ -93,12 +109,16 @@ class SlicedPull:
         batch_size: int,
     ) -> None:
         self._pull_slice = pull_slice
-        self._head = initial_slices(first, last, max_concurrency)[0]
+        #: The slice the consumer reads; the slices after it follow in time order.
+        self._reading: Slice | None = Slice(first, last)
         self._workers = max_concurrency
         self._stats = stats
         self._batch_size = batch_size
+        #: Batches buffered across all slices before a worker of a later slice waits.
+        self._budget = max_concurrency
+        self._held = 0
         self._changed = threading.Condition()
-        self._stopping = threading.Event()
+        self._stopping = False
         self._failure: BaseException | None = None
         self._started = 0
 
@@ -107,14 +127,14 @@ class SlicedPull:
         # request, as in a sequential pull, and only a pull that works fans out.
         self._start_workers(1)
         try:
-            piece: Slice | None = self._head
-            while piece is not None:
-                yield from self._drain(piece)
+            while self._reading is not None:
+                yield from self._drain(self._reading)
                 with self._changed:
-                    piece = piece.following
+                    self._reading = self._reading.following
+                    self._changed.notify_all()
         finally:
-            self._stopping.set()
             with self._changed:
+                self._stopping = True
                 self._changed.notify_all()
 
     def _start_workers(self, count: int) -> None:
@@ -125,12 +145,7 @@ class SlicedPull:
 
     def _drain(self, piece: Slice) -> Iterator[Any]:
         while True:
-            try:
-                item = piece.batches.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if self._failure is not None:
-                    raise self._failure from None
-                continue
+            item = self._next_item(piece)
             if self._started < self._workers and not isinstance(item, _Failed):
                 self._start_workers(self._workers - self._started)
             if isinstance(item, _Done):
@@ -139,13 +154,29 @@ class SlicedPull:
                 raise item.error
             yield from item
 
+    def _next_item(self, piece: Slice) -> Any:
+        with self._changed:
+            while not piece.batches:
+                if self._failure is not None:
+                    raise self._failure
+                self._changed.wait(timeout=_POLL_SECONDS)
+            item = piece.batches.popleft()
+            if isinstance(item, list):
+                self._held -= 1
+                self._changed.notify_all()
+            return item
+
     def _work(self) -> None:
         while (piece := self._take()) is not None:
             try:
                 self._run(piece)
+            except _Stopped:
+                return
             except BaseException as error:  # handed to the consumer, which raises it
-                self._failure = error
-                self._put(piece, _Failed(error))
+                with self._changed:
+                    self._failure = error
+                    piece.batches.append(_Failed(error))
+                    self._changed.notify_all()
                 return
             finally:
                 with self._changed:
@@ -154,7 +185,7 @@ class SlicedPull:
 
     def _run(self, piece: Slice) -> None:
         batch: list[Any] = []
-        for event in self._pull_slice(piece, lambda second: self._split(piece, second)):
+        for event in self._pull_slice(piece, lambda since, second: self._split(piece, since, second)):
             batch.append(event)
             if len(batch) >= self._batch_size:
                 self._put(piece, batch)
@@ -162,13 +193,15 @@ class SlicedPull:
         if batch:
             self._put(piece, batch)
         self._add_stats(piece.stats)
-        self._put(piece, _Done())
+        with self._changed:
+            piece.batches.append(_Done())
+            self._changed.notify_all()
 
     def _take(self) -> Slice | None:
-        """The earliest slice nobody pulls yet, waiting while splits may still come; None at the end."""
+        """The earliest slice nobody pulls yet, waiting while cuts may still come; None at the end."""
         with self._changed:
-            while not self._stopping.is_set():
-                piece: Slice | None = self._head
+            while not self._stopping:
+                piece = self._reading
                 busy = False
                 while piece is not None:
                     if not piece.started:
@@ -181,36 +214,38 @@ class SlicedPull:
                 self._changed.wait(timeout=_POLL_SECONDS)
             return None
 
-    def _split(self, piece: Slice, second: str) -> str | None:
-        """Hand the later half of ``piece`` after ``second`` to an idle worker; its new last second."""
+    def _split(self, piece: Slice, since: str, second: str) -> str | None:
+        """Cut what ``piece`` holds after ``second`` into pieces for any worker; its new last second."""
         with self._changed:
-            if self._stopping.is_set() or self._has_unstarted():
+            if self._stopping:
                 return None
-            start, end = _seconds(second), _seconds(piece.last)
-            width = int((end - start).total_seconds())
-            if width < 2:
+            covered = int((_seconds(second) - _seconds(since)).total_seconds()) + 1
+            pieces = cut_after(second, piece.last, covered, _PIECES_PER_WORKER * self._workers)
+            if len(pieces) < 2:
                 return None
-            middle = start + _SECOND * ((width + 1) // 2)
-            later = Slice(_text(middle), piece.last, following=piece.following)
-            piece.following, piece.last = later, _text(middle - _SECOND)
+            # The slice keeps the first piece (its next query starts at ``second``); the others
+            # follow it in time order, ahead of every later slice.
+            after = piece.following
+            for begin, end in reversed(pieces[1:]):
+                after = Slice(begin, end, following=after)
+            piece.following, piece.last = after, pieces[0][1]
             self._changed.notify_all()
             return piece.last
 
-    def _has_unstarted(self) -> bool:
-        piece: Slice | None = self._head
-        while piece is not None:
-            if not piece.started:
-                return True
-            piece = piece.following
-        return False
+    def _put(self, piece: Slice, batch: list[Any]) -> None:
+        with self._changed:
+            while not self._stopping and not self._may_hold(piece):
+                self._changed.wait(timeout=_POLL_SECONDS)
+            if self._stopping:
+                raise _Stopped
+            piece.batches.append(batch)
+            self._held += 1
+            self._changed.notify_all()
 
-    def _put(self, piece: Slice, item: Any) -> None:
-        while not self._stopping.is_set():
-            try:
-                piece.batches.put(item, timeout=_POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
+    def _may_hold(self, piece: Slice) -> bool:
+        if piece is self._reading and len(piece.batches) < _BATCHES_AHEAD_OF_READER:
+            return True
+        return self._held < self._budget
 
     def _add_stats(self, part: PullStats) -> None:
         with self._changed:

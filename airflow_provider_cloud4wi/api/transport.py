@@ -16,6 +16,7 @@ import requests
 import urllib3
 
 from airflow_provider_cloud4wi import __version__
+from airflow_provider_cloud4wi.api import protocol
 from airflow_provider_cloud4wi.api.deadline import DeadlineAdapter, deadline
 from airflow_provider_cloud4wi.api.errors import Cloud4WiApiError, Cloud4WiTransientError
 from airflow_provider_cloud4wi.api.settings import ClientSettings
@@ -172,7 +173,9 @@ class HttpTransport:
 def new_session() -> requests.Session:
     """A keep-alive session that announces the provider and asks for JSON."""
     session = requests.Session()
-    adapter = DeadlineAdapter()
+    # One kept connection per request a pull may have in flight: the default pool of 10 drops
+    # and reopens connections above that, a TLS handshake each.
+    adapter = DeadlineAdapter(pool_maxsize=protocol.MAX_CONCURRENCY)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update(
