@@ -77,9 +77,9 @@ class PullObserver:
         observer = self
 
         @functools.wraps(rate_limited)
-        def on_429(self: Any, retry_after: float | None) -> None:
+        def on_429(self: Any, retry_after: float | None, held: Any) -> None:
             before = self.limit
-            rate_limited(self, retry_after)
+            rate_limited(self, retry_after, held)
             observer.rate_limited += 1
             observer.limit_changed(before, self.limit)
 
