@@ -192,13 +192,20 @@ def test_documents_are_yielded_exactly_as_the_api_sent_them(
 
 
 # ---------------------------------------------------------------------------------------- auth
+@pytest.mark.parametrize("max_concurrency", [1, 4])
 def test_a_token_that_expires_mid_pull_is_renewed(
-    cloud4wi_simulator_factory: Callable[..., Cloud4WiSimulator], hook_for: Callable[..., Cloud4WiHook]
+    cloud4wi_simulator_factory: Callable[..., Cloud4WiSimulator],
+    hook_for: Callable[..., Cloud4WiHook],
+    max_concurrency: int,
 ) -> None:
-    sim = cloud4wi_simulator_factory(token_lifetime=1.0, faults=Faults(latency_ms=40))
+    # 1,800 events in pages of 10 are at least 180 replies of 40 ms each: even 4 at a time the
+    # pull outlives the 1 s token however fast the machine is.
+    sim = cloud4wi_simulator_factory(events_per_hour=300, token_lifetime=1.0, faults=Faults(latency_ms=40))
     hook = hook_for(sim)
-    got = pull(hook, DAY_START, DAY_START + 3 * HOUR, page_size=10)
-    assert got == list(sim.expected_events(DAY_START, DAY_START + 3 * HOUR))
+    end = DAY_START + 6 * HOUR
+    got = pull(hook, DAY_START, end, page_size=10, max_concurrency=max_concurrency)
+    assert got == list(sim.expected_events(DAY_START, end))
+    assert len(got) == 1800
     assert sim.stats["logins"] >= 2
 
 
