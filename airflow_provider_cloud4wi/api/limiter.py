@@ -14,11 +14,18 @@ from airflow_provider_cloud4wi.api.logs import Log
 _SUCCESSES_PER_RAISE = 10
 #: How many times as many successes it takes to try again a limit the server refused.
 _SUCCESSES_PER_RETRIED_RAISE = 10 * _SUCCESSES_PER_RAISE
+#: Settings of the limit whose requests are still counted; a request outlives so many changes
+#: only on a pull that is changing its limit all the time, and then counts as sent under a full one.
+_SETTINGS_KEPT = 16
 
 
 @dataclass(frozen=True)
 class Slot:
-    """One request's hold on the limiter: which setting of the limit it was sent under."""
+    """
+    One request's hold on the limiter.
+
+    :param setting: which setting of the limit the request was sent under.
+    """
 
     setting: int
 
@@ -27,11 +34,15 @@ class AdaptiveLimiter:
     """
     How many requests may run at once: lowered on a 429, raised by one after sustained success.
 
-    A 429 halves the limit, once for all the requests sent under the same limit: the requests in
-    flight when the server starts refusing are refused together and say the same thing. A 429
-    right after a raise steps back to the limit that held, and that higher limit is tried again
-    only after ten times as many successes. A ``Retry-After`` holds every request back, not only
-    the one that was told.
+    The requests sent under one setting of the limit are a generation: when the server starts
+    refusing, the generation in flight is refused together. A 429 lowers the limit to what that
+    generation shows the server takes at once: the most of it in flight together, less those
+    refused so far. The first 429 of the limit in force lowers it by one at least and to half
+    at most (or back to the limit that held, right after a raise); later 429s of the same
+    generation lower it further, so a burst against a server that takes k at once ends at k
+    rather than at a half of a half. A limit the server refused is tried again only after ten
+    times as many successes. A ``Retry-After`` holds every request back, not only the one that
+    was told.
 
     :param maximum: the most requests at once (the pull's ``max_concurrency``).
     :param log: where each change of the limit is reported.
@@ -49,6 +60,9 @@ class AdaptiveLimiter:
         self._setting = 0
         self._raised_from: int | None = None
         self._refused = maximum + 1
+        #: Per setting: the most requests in flight while one of it was sent, and its 429s.
+        self._crowds: dict[int, int] = {}
+        self._refusals: dict[int, int] = {}
         self._changed = threading.Condition()
 
     @contextmanager
@@ -61,6 +75,7 @@ class AdaptiveLimiter:
                     break
                 self._changed.wait(timeout=wait if wait > 0 else None)
             self._in_flight += 1
+            self._crowds[self._setting] = max(self._crowds.get(self._setting, 0), self._in_flight)
             held = Slot(self._setting)
         try:
             yield held
@@ -75,13 +90,16 @@ class AdaptiveLimiter:
             self._successes = 0
             if retry_after:
                 self._not_before = max(self._not_before, time.monotonic() + retry_after)
-            if held.setting != self._setting or self.limit == 1:
-                return  # sent under a limit already lowered
+            refusals = self._refusals[held.setting] = self._refusals.get(held.setting, 0) + 1
+            took = self._crowds.get(held.setting, self.maximum) - refusals
+            if held.setting == self._setting:
+                halved = self._raised_from if self._raised_from is not None else self.limit // 2
+                took = max(took, halved)
+            lowered = max(1, min(took, self.limit - 1))
+            if lowered >= self.limit:
+                return  # already at one request at a time, or lowered further by another 429
             self._refused = self.limit
-            if self._raised_from is not None:
-                self.limit = self._raised_from
-            else:
-                self.limit = max(1, self.limit // 2)
+            self.limit = lowered
             self._change(None)
             self.log.warning(
                 "Cloud4Wi rate limited the pull (HTTP 429): concurrency lowered to %d of %d.",
@@ -107,3 +125,6 @@ class AdaptiveLimiter:
     def _change(self, raised_from: int | None) -> None:
         self._setting += 1
         self._raised_from = raised_from
+        for old in [setting for setting in self._crowds if setting <= self._setting - _SETTINGS_KEPT]:
+            del self._crowds[old]
+            self._refusals.pop(old, None)

@@ -27,8 +27,7 @@ from airflow_provider_cloud4wi.windows import API_DATE_FORMAT
 _BATCHES_AHEAD_OF_READER = 2
 #: Share of a page a piece cut from a full page's time span is expected to hold.
 _PIECE_FILL = 0.8
-#: The most pieces one cut makes, per worker: a dense first page must not cut a long quiet
-#: rest into thousands of empty slices; a piece still dense is cut again when its page is full.
+#: The most pieces one cut makes, per worker; the last of them is whatever is left.
 _PIECES_PER_WORKER = 4
 _POLL_SECONDS = 0.2
 _SECOND = dt.timedelta(seconds=1)
@@ -76,16 +75,25 @@ def cut_after(second: str, last: str, covered_seconds: int, max_pieces: int) -> 
     The seconds after ``second`` up to ``last`` cut into pieces of about 0.8 x ``covered_seconds``.
 
     ``covered_seconds`` is the width of a full page, so each piece is expected to hold under a
-    page. At most ``max_pieces``, of equal width then; never narrower than one second.
+    page. At most ``max_pieces``: when more would be needed, the last piece is all that is left,
+    to be cut in its turn when its own first page comes back full. Never narrower than a second.
     """
     start, end = _seconds(second) + _SECOND, _seconds(last)
     rest = int((end - start).total_seconds()) + 1
     if rest < 1:
         return []
     width = max(1, int(_PIECE_FILL * covered_seconds))
-    count = min(max_pieces, math.ceil(rest / width), rest)
-    cuts = [start + _SECOND * (rest * index // count) for index in range(count)] + [end + _SECOND]
-    return [(_text(begin), _text(after - _SECOND)) for begin, after in itertools.pairwise(cuts)]
+    count = math.ceil(rest / width)
+    if count <= max_pieces:
+        # Pieces of equal width, each at most ``width``.
+        cuts = [start + _SECOND * (rest * index // count) for index in range(count)]
+    else:
+        # The far rest stays one slice: workers take it after the pieces before it, so it is cut
+        # long before the consumer reaches it, and a dense first page does not cut a quiet month
+        # into thousands of empty slices.
+        cuts = [start + _SECOND * (width * index) for index in range(max_pieces)]
+    bounds = [*cuts, end + _SECOND]
+    return [(_text(begin), _text(after - _SECOND)) for begin, after in itertools.pairwise(bounds)]
 
 
 class SlicedPull:

@@ -9,41 +9,83 @@ from airflow_provider_cloud4wi.api.limiter import AdaptiveLimiter
 LOG = logging.getLogger("test-limiter")
 
 
-def test_refusals_of_requests_sent_under_one_limit_halve_it_once() -> None:
-    limiter = AdaptiveLimiter(12, LOG)
-    slots = [limiter.slot() for _ in range(12)]
+def test_one_refusal_among_eight_requests_in_flight_lowers_the_limit_by_one() -> None:
+    limiter = AdaptiveLimiter(8, LOG)
+    slots = [limiter.slot() for _ in range(8)]
     held = [slot.__enter__() for slot in slots]
-    for one in held[3:]:
-        limiter.rate_limited(None, one)
-    for slot in slots:
-        slot.__exit__(None, None, None)
-    assert limiter.limit == 6
+    slots[0].__exit__(None, None, None)
+    limiter.rate_limited(None, held[0])
+    assert limiter.limit == 7
 
 
 def test_a_refusal_right_after_a_raise_steps_back_to_the_limit_that_held() -> None:
     limiter = AdaptiveLimiter(8, LOG)
     with limiter.slot() as first:
-        limiter.rate_limited(None, first)
+        pass
+    limiter.rate_limited(None, first)
     assert limiter.limit == 4
     for _ in range(10 * 4):
         limiter.succeeded()
     assert limiter.limit == 5
     with limiter.slot() as probe:
-        limiter.rate_limited(None, probe)
+        pass
+    limiter.rate_limited(None, probe)
     assert limiter.limit == 4
 
 
 def test_a_limit_the_server_refused_is_tried_again_only_after_ten_times_as_many_successes() -> None:
     limiter = AdaptiveLimiter(8, LOG)
     with limiter.slot() as first:
-        limiter.rate_limited(None, first)
+        pass
+    limiter.rate_limited(None, first)
     for _ in range(10 * 4):
         limiter.succeeded()
     with limiter.slot() as probe:
-        limiter.rate_limited(None, probe)
+        pass
+    limiter.rate_limited(None, probe)
     for _ in range(10 * 4):
         limiter.succeeded()
     assert limiter.limit == 4
     for _ in range(90 * 4):
+        limiter.succeeded()
+    assert limiter.limit == 5
+
+
+def test_a_burst_against_a_server_that_takes_three_at_once_ends_at_three() -> None:
+    limiter = AdaptiveLimiter(12, LOG)
+    slots = [limiter.slot() for _ in range(12)]
+    held = [slot.__enter__() for slot in slots]
+    # The server serves the first three sent; the nine sent after them come back refused, the
+    # latest first, while the three are still being answered.
+    for slot, one in reversed(list(zip(slots[3:], held[3:], strict=True))):
+        slot.__exit__(None, None, None)
+        limiter.rate_limited(None, one)
+    assert limiter.limit == 3
+
+
+def test_after_a_burst_the_limit_above_what_the_server_took_is_tried_only_after_many_successes() -> None:
+    limiter = AdaptiveLimiter(12, LOG)
+    slots = [limiter.slot() for _ in range(12)]
+    held = [slot.__enter__() for slot in slots]
+    for slot, one in reversed(list(zip(slots[3:], held[3:], strict=True))):
+        slot.__exit__(None, None, None)
+        limiter.rate_limited(None, one)
+    for slot in slots[:3]:
+        slot.__exit__(None, None, None)
+    for _ in range(10 * 3):
+        limiter.succeeded()
+    assert limiter.limit == 3
+    for _ in range(90 * 3):
+        limiter.succeeded()
+    assert limiter.limit == 4
+
+
+def test_a_lone_refusal_among_few_requests_halves_the_limit_without_slowing_its_recovery() -> None:
+    limiter = AdaptiveLimiter(8, LOG)
+    with limiter.slot() as first:
+        pass
+    limiter.rate_limited(None, first)
+    assert limiter.limit == 4
+    for _ in range(10 * 4):
         limiter.succeeded()
     assert limiter.limit == 5

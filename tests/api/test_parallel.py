@@ -16,10 +16,13 @@ def test_the_rest_of_a_slice_is_cut_into_pieces_of_most_of_a_full_pages_span() -
     assert pieces[-1][1] == "2024-01-02T00:59:59Z"
 
 
-def test_a_dense_page_at_the_start_of_a_long_window_cuts_the_rest_into_at_most_the_cap() -> None:
+def test_a_dense_page_at_the_start_of_a_long_window_leaves_the_far_rest_as_one_last_piece() -> None:
     pieces = cut_after("2024-01-02T00:00:39Z", "2024-01-31T23:59:59Z", 40, 16)
+    # Fifteen pieces of 0.8 x 40 s, then everything after them up to the end of the window.
     assert len(pieces) == 16
-    assert all(end >= begin for begin, end in pieces)
+    assert pieces[0] == ("2024-01-02T00:00:40Z", "2024-01-02T00:01:11Z")
+    assert pieces[14] == ("2024-01-02T00:08:08Z", "2024-01-02T00:08:39Z")
+    assert pieces[15] == ("2024-01-02T00:08:40Z", "2024-01-31T23:59:59Z")
     assert all(earlier[1] < later[0] for earlier, later in itertools.pairwise(pieces))
 
 

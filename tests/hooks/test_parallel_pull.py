@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -35,15 +36,16 @@ def test_a_parallel_pull_yields_the_sequential_pulls_bytes_under_every_fault(
     hook_for: Callable[..., Cloud4WiHook],
     max_concurrency: int,
 ) -> None:
+    # 3,600 events in pages of 20: some 180 requests, so each fault kind (3-4 % of requests)
+    # strikes in any order the slices happen to send them.
+    end = DAY_START + 12 * HOUR
     clean = cloud4wi_simulator_factory(events_per_hour=300)
-    sequential = list(hook_for(clean).iter_event_lines(DAY_START, DAY_START + 6 * HOUR, max_concurrency=1))
+    sequential = list(hook_for(clean).iter_event_lines(DAY_START, end, max_concurrency=1))
     faulty = cloud4wi_simulator_factory(events_per_hour=300, token_lifetime=3.0, faults=EVERY_FAULT)
-    pull = hook_for(faulty).iter_event_lines(
-        DAY_START, DAY_START + 6 * HOUR, page_size=41, max_concurrency=max_concurrency
-    )
+    pull = hook_for(faulty).iter_event_lines(DAY_START, end, page_size=20, max_concurrency=max_concurrency)
     parallel = list(pull)
     assert parallel == sequential
-    assert len(sequential) == 6 * 300
+    assert len(sequential) == 12 * 300
     assert pull.stats.events == len(parallel)
     injected = faulty.stats["faults"]
     assert all(
@@ -59,8 +61,10 @@ def test_slices_that_scroll_through_one_busy_second_survive_resent_duplicates_an
 ) -> None:
     # Events come three to a second: a page of four that ends on a whole burst is not cut (a fresh
     # query from that second would send three of its four events again), so the slice scrolls on
-    # and continuations, where duplicates and expiry strike, happen inside slices.
-    sim = cloud4wi_simulator_factory(events_per_hour=900, token_lifetime=3.0, faults=EVERY_FAULT)
+    # and continuations, where duplicates and expiry strike, happen inside slices (expiry made
+    # three times as likely, as a few dozen continuations are all a slice of an hour sends).
+    faults = dataclasses.replace(EVERY_FAULT, scroll_expiry=0.15)
+    sim = cloud4wi_simulator_factory(events_per_hour=900, token_lifetime=3.0, faults=faults)
     end = DAY_START + HOUR
     pull = hook_for(sim).iter_event_lines(DAY_START, end, page_size=4, max_concurrency=max_concurrency)
     got = list(pull)
