@@ -1,13 +1,12 @@
 """What the latency scenario's measurements say stands between A and its goal, in sentences.
 
 Derived from the same runs as the tables (the median run of each A row at the largest window):
-where the time went compared with the latency floor, how the slices waited for one another, what
-the limiter did after the first 429s, and the HTTP pool and memory that grow with k.
+where the time went compared with the latency floor, when the slices ran and how long their workers
+waited for the consumer, what the limiter did with the 429s, and the HTTP pool and memory by k.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -58,21 +57,17 @@ def _slices(report: Report, goal: str, run: Run) -> str:
     slices = _pull(run).get("slices", [])
     if not slices:
         return ""
-    ends = [item["end"] for item in slices]  # in time order (the report sorts them by first second)
-    gaps = [b - a for a, b in itertools.pairwise(ends) if b > a]
     blocked = sum(item["blocked"] for item in slices)
     pages = [item["pages"] for item in slices]
-    latency = report.scenario.latency_ms / 1000
-    gap = median(gaps)
-    rounds = f" (about {gap / latency:.0f} round trips)" if gap == gap and latency else ""
+    started = min(item["start"] for item in slices)
+    ended = max(item["end"] for item in slices)
+    wall = run.result.wall_seconds if run.result else math.nan
     return (
         f"Slices: {len(slices)}, {median(pages):.0f} pages on median (min {min(pages)}, max "
-        f"{max(pages)}). Their workers spent {blocked:.1f}s in all blocked handing batches on: a slice "
-        "holds at most two batches ahead of the consumer, which reads the slices in time order, so a "
-        "later slice fetches its first pages and then waits. The slices finished one after another, "
-        f"{gap:.1f}s apart on median{rounds}: once the consumer reaches a slice, its remaining pages "
-        "come one round trip after another, as in a sequential pull. Blocked workers are not idle, "
-        "so no slice is split further."
+        f"{max(pages)}); their workers spent {blocked:.1f}s in all waiting for room in the shared "
+        f"buffer (pages of later slices waiting for the consumer to reach them). The first slice started at {started:.1f}s "
+        f"and the last ended at {ended:.1f}s; the {wall - ended:.1f}s after that finished the gzip "
+        "stream and uploaded the object, which starts only when the pull has ended."
     )
 
 
@@ -81,17 +76,13 @@ def _limiter(report: Report, goal: str, run: Run) -> str:
     changes = pull.get("limit_changes", [])
     if not changes:
         return ""
-    first = changes[0][0]
-    burst = [limit for t, limit in changes if t - first < 0.1]
-    limit = report.scenario.server_limit or int(goal[2:])
-    back = next((t for t, value in changes if t > first + 0.1 and value >= limit), None)
-    again = f"it was back at {limit} at {back:.1f}s" if back is not None else f"it never got back to {limit}"
+    lowest = min(value for _, value in changes)
     return (
         f"Limiter: the client saw {pull.get('rate_limited', 0)} 429s (the server sent "
-        f"{run.server.refused}); those of the first burst cut the limit {len(burst)} times within "
-        f"0.1s of {first:.1f}s ({' -> '.join(str(x) for x in [int(goal[2:]), *burst])}), then it rose by "
-        f"one per ten successes per slot in force: {again} (changes: "
-        + ", ".join(f"{t:.1f}s:{value}" for t, value in changes[:12])
+        f"{run.server.refused}); the limit started at {goal[2:]}, went no lower than {lowest} and "
+        f"ended at {changes[-1][1]} (changes: "
+        + ", ".join(f"{t:.1f}s:{value}" for t, value in changes[:16])
+        + (", ..." if len(changes) > 16 else "")
         + "). Each 429 also holds every request back for its Retry-After."
     )
 
@@ -118,4 +109,7 @@ def _memory(report: Report, big: int) -> str:
             sizes.append(f"{name} {row.med('peak_rss_mb'):.0f} MB")
     if len(sizes) < 2:
         return ""
-    return "Peak RSS grows with k (each slice may hold pages ahead): " + ", ".join(sizes) + "."
+    return (
+        "Peak RSS by k (each worker holds the page it is reading, and up to k batches wait for the "
+        "consumer): " + ", ".join(sizes) + "."
+    )

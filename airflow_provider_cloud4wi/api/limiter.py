@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class AdaptiveLimiter:
     generation lower it further, so a burst against a server that takes k at once ends at k
     rather than at a half of a half. A limit the server refused is tried again only after ten
     times as many successes. A ``Retry-After`` holds every request back, not only the one that
-    was told.
+    was told; waiting requests are let through in the order they asked.
 
     :param maximum: the most requests at once (the pull's ``max_concurrency``).
     :param log: where each change of the limit is reported.
@@ -63,17 +64,26 @@ class AdaptiveLimiter:
         #: Per setting: the most requests in flight while one of it was sent, and its 429s.
         self._crowds: dict[int, int] = {}
         self._refusals: dict[int, int] = {}
+        self._queue: deque[object] = deque()
         self._changed = threading.Condition()
 
     @contextmanager
     def slot(self) -> Iterator[Slot]:
         """Hold one of the slots in force for the duration of a request."""
+        turn = object()
         with self._changed:
-            while True:
-                wait = self._not_before - time.monotonic()
-                if wait <= 0 and self._in_flight < self.limit:
-                    break
-                self._changed.wait(timeout=wait if wait > 0 else None)
+            # Requests go in the order they asked: the pull's workers ask in the order of their
+            # slices, so the slice the consumer waits for is not overtaken by later ones.
+            self._queue.append(turn)
+            try:
+                while True:
+                    wait = self._not_before - time.monotonic()
+                    if wait <= 0 and self._in_flight < self.limit and self._queue[0] is turn:
+                        break
+                    self._changed.wait(timeout=wait if wait > 0 else None)
+            finally:
+                self._queue.remove(turn)
+                self._changed.notify_all()
             self._in_flight += 1
             self._crowds[self._setting] = max(self._crowds.get(self._setting, 0), self._in_flight)
             held = Slot(self._setting)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from airflow_provider_cloud4wi.api.limiter import AdaptiveLimiter
 
@@ -89,3 +91,26 @@ def test_a_lone_refusal_among_few_requests_halves_the_limit_without_slowing_its_
     for _ in range(10 * 4):
         limiter.succeeded()
     assert limiter.limit == 5
+
+
+def test_requests_waiting_for_a_slot_are_let_through_in_the_order_they_asked() -> None:
+    limiter = AdaptiveLimiter(1, LOG)
+    order: list[int] = []
+    first = limiter.slot()
+    first.__enter__()
+
+    def request(number: int) -> None:
+        with limiter.slot():
+            order.append(number)
+
+    threads = []
+    for number in range(5):
+        thread = threading.Thread(target=request, args=(number,))
+        thread.start()
+        threads.append(thread)
+        while len(limiter._queue) < number + 1:  # each asks only once the one before it waits
+            time.sleep(0.001)
+    first.__exit__(None, None, None)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == [0, 1, 2, 3, 4]
