@@ -65,9 +65,10 @@ def _slices(report: Report, goal: str, run: Run) -> str:
     return (
         f"Slices: {len(slices)}, {median(pages):.0f} pages on median (min {min(pages)}, max "
         f"{max(pages)}); their workers spent {blocked:.1f}s in all waiting for room in the shared "
-        f"buffer (pages of later slices waiting for the consumer to reach them). The first slice started at {started:.1f}s "
-        f"and the last ended at {ended:.1f}s; the {wall - ended:.1f}s after that finished the gzip "
-        "stream and uploaded the object, which starts only when the pull has ended."
+        "buffer (pages of later slices waiting for the consumer to reach them). The first slice "
+        f"started at {started:.1f}s and the last ended at {ended:.1f}s; the {wall - ended:.1f}s "
+        "after that finished the gzip stream and uploaded the object, which starts only when the "
+        "pull has ended."
     )
 
 
