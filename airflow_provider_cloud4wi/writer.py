@@ -19,10 +19,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 __all__ = [
     "COMPRESSIONS",
+    "BinarySink",
     "CompressedStream",
     "GzipFactory",
     "JsonLinesSink",
@@ -35,6 +36,7 @@ __all__ = [
     "stdlib_gzip",
     "threaded_isal_gzip",
     "write_parts",
+    "write_stream",
 ]
 
 #: The values ``compression`` accepts.
@@ -60,6 +62,18 @@ class CompressedStream(Protocol):
 
     def close(self) -> None:
         """Finish the gzip member, leaving the wrapped file open."""
+        ...
+
+
+class BinarySink(Protocol):
+    """Where :func:`write_stream` writes: any object with a binary ``write`` and a ``flush``."""
+
+    def write(self, data: bytes | bytearray, /) -> int:
+        """Take ``data``; return how many bytes were taken (all)."""
+        ...
+
+    def flush(self) -> None:
+        """Hand on what was taken, as far as the sink does that."""
         ...
 
 
@@ -199,22 +213,16 @@ class PartFile:
     size_bytes: int
 
 
-class _OpenPart:
-    """A part being written: the raw file, the optional compressor on top, and a line buffer."""
+class _Lines:
+    """Lines going into a writable binary sink, through the optional compressor, via a buffer."""
 
-    def __init__(self, path: Path, index: int, gzip_factory: GzipFactory | None) -> None:
-        self.path = path
-        self.index = index
+    def __init__(self, raw: IO[bytes], gzip_factory: GzipFactory | None) -> None:
         self.events = 0
         self.buffer = bytearray()
-        self._raw: IO[bytes] = path.open("wb")
+        self._raw = raw
         self._compressor: CompressedStream | None = None
         if gzip_factory is not None:
-            try:
-                self._compressor = gzip_factory(self._raw)
-            except BaseException:
-                self._raw.close()
-                raise
+            self._compressor = gzip_factory(raw)
 
     def add(self, line: bytes) -> None:
         self.buffer += line
@@ -229,6 +237,26 @@ class _OpenPart:
             (self._compressor or self._raw).write(self.buffer)
             self.buffer.clear()
 
+    def close(self) -> None:
+        """Finish the gzip member (if any), whatever state the lines are in; the sink stays open."""
+        if self._compressor is not None:
+            self._compressor.close()
+
+
+class _OpenPart(_Lines):
+    """A part being written to its own local file."""
+
+    def __init__(self, path: Path, index: int, gzip_factory: GzipFactory | None) -> None:
+        self.path = path
+        self.index = index
+        raw = path.open("wb")
+        try:
+            super().__init__(raw, gzip_factory)
+        except BaseException:
+            raw.close()
+            raise
+        self._file = raw
+
     def finish(self) -> PartFile:
         try:
             self.flush()
@@ -239,10 +267,9 @@ class _OpenPart:
     def discard(self) -> None:
         """Close everything (finishing the gzip member), whatever state the part is in."""
         try:
-            if self._compressor is not None:
-                self._compressor.close()
+            self.close()
         finally:
-            self._raw.close()
+            self._file.close()
 
 
 class JsonLinesSink:
@@ -387,3 +414,34 @@ def write_parts(
         yield parts
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def write_stream(
+    documents: Iterable[Mapping[str, Any] | bytes],
+    raw: BinarySink,
+    *,
+    compression: str | None = "gzip",
+    gzip_factory: GzipFactory = default_gzip,
+) -> int:
+    """
+    Write every document as one JSON line into ``raw``, compressed or not; return how many.
+
+    Nothing touches the local disk: ``raw`` receives the bytes of one file as they are made (with
+    gzip, one member, finished before this returns) and stays open. ``raw`` needs ``write`` and
+    ``flush``; with the default compressor it is written from the compressor's thread.
+
+    :param documents: as for :func:`write_parts`.
+    :param raw: the writable binary sink, e.g. an upload in parts.
+    :param compression: ``"gzip"`` (default) or None.
+    :param gzip_factory: the compressor used when ``compression`` is ``"gzip"``.
+    """
+    check_compression(compression)
+    # The compressors take a file object; they call only write and flush on it.
+    lines = _Lines(cast(IO[bytes], raw), gzip_factory if compression == "gzip" else None)
+    try:
+        for document in documents:
+            lines.add(document if isinstance(document, bytes) else _dumps(document))
+        lines.flush()
+    finally:
+        lines.close()
+    return lines.events

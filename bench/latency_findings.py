@@ -67,8 +67,7 @@ def _slices(report: Report, goal: str, run: Run) -> str:
         f"{max(pages)}); their workers spent {blocked:.1f}s in all waiting for room in the shared "
         "buffer (pages of later slices waiting for the consumer to reach them). The first slice "
         f"started at {started:.1f}s and the last ended at {ended:.1f}s; the {wall - ended:.1f}s "
-        "after that finished the gzip stream and uploaded the object, which starts only when the "
-        "pull has ended."
+        "after that finished the gzip stream and the upload (its last part, and the manifest)."
     )
 
 

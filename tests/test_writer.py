@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import tempfile
 import tracemalloc
@@ -18,6 +19,7 @@ from airflow_provider_cloud4wi.writer import (
     media_type,
     stdlib_gzip,
     write_parts,
+    write_stream,
 )
 
 
@@ -204,3 +206,19 @@ def test_stdlib_gzip_leaves_the_wrapped_file_open(tmp_path: Path) -> None:
         stream.close()
         assert not raw.closed
     assert gzip.decompress((tmp_path / "out.gz").read_bytes()) == b"{}\n"
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_a_stream_holds_the_same_bytes_as_the_one_part_file_of_the_same_documents(
+    compression: str | None,
+) -> None:
+    documents = [{"event": {"id": str(n), "type": "visit"}, "n": n} for n in range(5_000)]
+    sink = io.BytesIO()
+
+    count = write_stream(iter(documents), sink, compression=compression)
+
+    with write_parts(iter(documents), compression=compression) as parts:
+        file_bytes = parts[0].path.read_bytes()
+    assert count == 5_000
+    assert sink.getvalue() == file_bytes
+    assert not sink.closed

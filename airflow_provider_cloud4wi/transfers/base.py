@@ -1,9 +1,11 @@
 """The transfer operator every Cloud4Wi-events-to-object-storage operator shares.
 
 A run pulls one window of events through :class:`Cloud4WiHook` into local files
-(:mod:`airflow_provider_cloud4wi.export_files`), and only then uploads them, each checked by the
-store, writes the export's manifest last as its commit point, and only after that removes what
-earlier runs of the same window left (:mod:`airflow_provider_cloud4wi.transfers.sweep`).
+(:mod:`airflow_provider_cloud4wi.export_files`) and uploads them, each checked by the store (or,
+where the store takes it, streams one JSON Lines object up in parts while the pull runs,
+:mod:`airflow_provider_cloud4wi.transfers.streaming`), writes the export's manifest last as its
+commit point, and only after that removes what earlier runs of the same window left
+(:mod:`airflow_provider_cloud4wi.transfers.sweep`).
 Subclasses say how to upload, list, read, delete and abort with their storage's official hook.
 """
 
@@ -55,9 +57,10 @@ from airflow_provider_cloud4wi.transfers.lineage import (
     export_lineage,
 )
 from airflow_provider_cloud4wi.transfers.manifest import Manifest, ManifestObject
+from airflow_provider_cloud4wi.transfers.streaming import PartUpload
 from airflow_provider_cloud4wi.transfers.sweep import stale_keys
 from airflow_provider_cloud4wi.windows import Window, run_window
-from airflow_provider_cloud4wi.writer import PartFile, check_max_events_per_file
+from airflow_provider_cloud4wi.writer import BinarySink, PartFile, check_max_events_per_file, write_stream
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -84,8 +87,10 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     Export the Cloud4Wi events of one window to object storage as JSON Lines or Parquet.
 
     A run lists what earlier runs of the same key left (which also checks the bucket before the
-    pull), pulls the whole window into local temporary files, and only then uploads them, each
-    verified by the store against the checksum computed locally. The manifest,
+    pull), pulls the window into local temporary files and uploads them, each verified by the
+    store against the checksum computed locally; one JSON Lines object (not split, not
+    partitioned) on a store that takes parts (S3) goes up in verified parts while the pull runs,
+    with no local file. Nothing appears at a key before its upload is complete. The manifest,
     ``<stem>.manifest.json``, is written last: it names every object of the run with its events,
     bytes and checksum, so a reader that follows it never sees a mixed set. An export of one
     object lives at its key; an export of several (``max_events_per_file``, ``partition_by``)
@@ -135,7 +140,8 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         False, parts are named ``<stem>.part-00000<ext>``... as before manifests existed, and a
         failed or concurrent split export can leave a mixed set.
     :param local_temp_dir: where the local files are written; default: the system's temporary
-        directory (``TMPDIR``). It needs room for the window's compressed output.
+        directory (``TMPDIR``). It needs room for the window's compressed output (a part of it
+        with ``max_events_per_file``; nothing for one JSON Lines object on S3, which streams).
     :param hook_params: keyword arguments for :class:`Cloud4WiHook`, e.g. ``{"max_attempts": 4}``.
     :param partition_grain: on a partitioned run (``CronPartitionTimetable``, Airflow 3.2+) whose
         data interval is zero-width, the window is ``[partition_date, partition_date + grain)``;
@@ -164,6 +170,8 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
     uri_scheme: ClassVar[str]
     #: The checksum the store verifies on upload (see :mod:`~airflow_provider_cloud4wi.transfers.checksums`).
     checksum_algorithm: ClassVar[str]
+    #: Whether the store takes one object in parts while it is written (:meth:`open_part_upload`).
+    streams_uploads: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -265,6 +273,18 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         :param should_abort: decides for each open upload, from its key and start time.
         """
         return []
+
+    def open_part_upload(self, bucket: str, key: str, media_type: str) -> PartUpload | None:
+        """
+        Start an upload of ``key`` in parts, for an object uploaded while the pull runs; None
+        (this default) when the store takes whole files only. Stores that return an upload set
+        :attr:`streams_uploads`.
+
+        :param bucket: the bucket name.
+        :param key: the object name.
+        :param media_type: the object's Content-Type.
+        """
+        return None
 
     def uri(self, bucket: str, key: str) -> str:
         """The URI of an object, as logged and returned."""
@@ -423,6 +443,9 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         events, stats = self._events(hook, source.window)
         existing = {item.key for item in found}
         object_type = media_type(self.file_format, self.compression)
+        if self._streams(layout):
+            written = self._stream_export(events, stats, bucket, layout, object_type, source.window, started)
+            return self._finish_export(source, bucket, layout, found, identity, written)
         # A split export with a manifest uploads each part as soon as it is complete, while the
         # pull goes on: its names are the run's own and the manifest comes last, so nothing
         # becomes visible early, and the local disk holds a part per event type, not the window.
@@ -439,6 +462,19 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         except BaseException:
             bucket.roll_back([item.key for item in streamed or []])
             raise
+        return self._finish_export(source, bucket, layout, found, identity, written)
+
+    def _finish_export(
+        self,
+        source: EventsSource,
+        bucket: ExportBucket,
+        layout: ExportLayout,
+        found: list[StoredObject],
+        identity: str | None,
+        written: list[ManifestObject],
+    ) -> tuple[list[ManifestObject], str | None]:
+        """Commit the manifest of what was written, then delete what earlier runs left."""
+        existing = {item.key for item in found}
         if not written and not self.write_empty:
             self.log.info("No events in %s and write_empty is False: writing no object.", source.window)
             self._remove_export(bucket, layout, found)
@@ -455,6 +491,45 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         bucket.delete(stale, "an earlier run of this window left")
         manifest_uri = bucket.uri(layout.names.manifest_key) if layout.run is not None else None
         return written, manifest_uri
+
+    def _streams(self, layout: ExportLayout) -> bool:
+        """Whether this export is one JSON Lines object the store takes while it is written."""
+        return (
+            self.streams_uploads
+            and self.file_format == "jsonl"
+            and not layout.split
+            and not layout.partitioned
+        )
+
+    def _stream_export(
+        self,
+        events: Generator[bytes, None, None],
+        stats: PullStats,
+        bucket: ExportBucket,
+        layout: ExportLayout,
+        object_type: str,
+        window: Window,
+        started: float,
+    ) -> list[ManifestObject]:
+        """Upload the one object in parts as the pull produces it: no local file, a few parts in memory."""
+        key = layout.keys_for(None, 1)[0]
+
+        def write(sink: BinarySink) -> int:
+            with contextlib.closing(events):
+                count = write_stream(events, sink, compression=self.compression)
+            elapsed = time.monotonic() - started
+            self.log.info(
+                "Pulled %d events of %s in %d page(s), uploading as they came, in %.1fs (%.0f events/s).",
+                count,
+                window,
+                stats.pages,
+                elapsed,
+                count / max(elapsed, 1e-9),
+            )
+            return count
+
+        item = bucket.stream_one(key, object_type, write, self.write_empty)
+        return [] if item is None else [item]
 
     def _check_same_format(self, bucket: ExportBucket, layout: ExportLayout) -> None:
         """Refuse, before the pull, to replace an export of the same window in the other format."""

@@ -27,8 +27,9 @@ from airflow_provider_cloud4wi.transfers.manifest import (
     ManifestError,
     ManifestObject,
 )
+from airflow_provider_cloud4wi.transfers.streaming import PartStream, PartUpload, PartUploadError
 from airflow_provider_cloud4wi.transfers.sweep import abort_rule
-from airflow_provider_cloud4wi.writer import PartFile
+from airflow_provider_cloud4wi.writer import BinarySink, PartFile
 
 __all__ = ["Cloud4WiStorageError", "ExportBucket", "ObjectStore", "PlannedObject"]
 
@@ -69,6 +70,10 @@ class ObjectStore(Protocol):
 
     def uri(self, bucket: str, key: str) -> str:
         """``<scheme>://<bucket>/<key>``."""
+        ...
+
+    def open_part_upload(self, bucket: str, key: str, media_type: str) -> PartUpload | None:
+        """An upload of ``key`` in parts as it is written, or None if the store takes files only."""
         ...
 
 
@@ -178,6 +183,54 @@ class ExportBucket:
             item.checksum.value,
         )
         return ManifestObject(uri, item.key, item.event_type, part.events, part.size_bytes, item.checksum)
+
+    def stream_one(
+        self, key: str, media_type: str, write: Callable[[BinarySink], int], write_empty: bool
+    ) -> ManifestObject | None:
+        """
+        Upload one object while ``write`` produces it; return its manifest entry.
+
+        ``write`` writes the object into the sink it is given and returns how many events it
+        wrote. The object appears at ``key`` only once every part is in; on any failure the upload
+        is aborted and ``key`` keeps what it held. With no event and ``write_empty`` False, the
+        upload is aborted and None returned.
+
+        :param key: the object name.
+        :param media_type: the object's Content-Type.
+        :param write: writes the object; an error it raises is raised as it is.
+        :param write_empty: keep an object of no event.
+        """
+        uri = self.uri(key)
+        with storage_errors("start the upload of", uri):
+            upload = self.store.open_part_upload(self.bucket, key, media_type)
+        if upload is None:
+            raise ValueError(f"the store of {uri} takes whole files only")
+        sink = PartStream(upload)
+        try:
+            try:
+                events = write(sink)
+                streamed = sink.finish()
+            except PartUploadError as err:
+                raise Cloud4WiStorageError(f"Could not upload {uri}: {err}") from err
+            if events == 0 and not write_empty:
+                upload.abort()
+                return None
+            with storage_errors("complete the upload of", f"{uri} ({events} events)"):
+                upload.complete()
+        except BaseException:
+            sink.discard()
+            upload.abort()
+            raise
+        checksum = Checksum("SHA256", streamed.sha256)
+        self.log.info(
+            "Uploaded %s while pulling: %d events, %d bytes in %d part(s), SHA256 %s.",
+            uri,
+            events,
+            streamed.size_bytes,
+            streamed.parts,
+            checksum.value,
+        )
+        return ManifestObject(uri, key, None, events, streamed.size_bytes, checksum)
 
     def commit(self, key: str, manifest: Manifest, created: list[str]) -> Manifest | None:
         """

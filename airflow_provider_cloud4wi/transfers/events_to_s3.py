@@ -15,6 +15,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
 from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject
+from airflow_provider_cloud4wi.transfers.streaming import PartUpload
 
 __all__ = ["Cloud4WiEventsToS3Operator"]
 
@@ -26,9 +27,11 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
     Uploads go through the client of the Amazon provider's
     :class:`~airflow.providers.amazon.aws.hooks.s3.S3Hook` (multipart for large files, so an object
     appears only once complete), each verified by S3 against the file's SHA-256 (a corrupted body is
-    refused and the key keeps its previous version), and replace an object of the same key, so
-    retries and re-runs of a window succeed. Every other parameter is
-    described in :class:`~airflow_provider_cloud4wi.transfers.base.Cloud4WiEventsTransferBaseOperator`.
+    refused and the key keeps its previous version). One JSON Lines object (not split, not
+    partitioned) is streamed: a multipart upload fed while the pull runs, each part verified
+    against its SHA-256, no local file, aborted on any failure. Uploads replace an object of the
+    same key, so retries and re-runs of a window succeed. Every other parameter is described in
+    :class:`~airflow_provider_cloud4wi.transfers.base.Cloud4WiEventsTransferBaseOperator`.
 
     .. code-block:: python
 
@@ -65,6 +68,7 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
 
     #: S3 verifies a SHA-256 of each request's body against the one the request carries.
     checksum_algorithm: ClassVar[str] = "SHA256"
+    streams_uploads: ClassVar[bool] = True
 
     @cached_property
     def s3_hook(self) -> S3Hook:
@@ -160,6 +164,21 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
                 client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             raise
 
+    def open_part_upload(self, bucket: str, key: str, media_type: str) -> PartUpload:
+        """
+        Start a multipart upload of ``key`` whose parts S3 verifies, for an object written as it goes.
+
+        Each part carries the SHA-256 of its bytes, which S3 checks; the object appears at ``key``
+        only when the upload completes, and aborting it leaves ``key`` as it was.
+
+        :param bucket: the bucket name.
+        :param key: the object name.
+        :param media_type: the object's Content-Type.
+        """
+        client = self.s3_hook.get_conn()
+        part_bytes = max(self.s3_hook.transfer_config.multipart_chunksize, _MIN_PART_BYTES)
+        return _S3PartUpload(client, bucket, key, media_type, part_bytes)
+
     def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
         """
         List through the S3 hook's client, with each object's ``LastModified``.
@@ -234,3 +253,40 @@ def _part_size(size: int, preferred: int) -> int:
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
+
+
+class _S3PartUpload:
+    """One multipart upload, its parts checked by S3 against their SHA-256 (see ``PartUpload``)."""
+
+    def __init__(self, client: Any, bucket: str, key: str, media_type: str, part_bytes: int) -> None:
+        self.part_bytes = part_bytes
+        self._client = client
+        self._target = {"Bucket": bucket, "Key": key}
+        self._upload_id: str = client.create_multipart_upload(
+            **self._target, ContentType=media_type, ChecksumAlgorithm="SHA256", ChecksumType="COMPOSITE"
+        )["UploadId"]
+        self._parts: list[dict[str, Any]] = []
+
+    def send(self, number: int, data: bytes) -> None:
+        digest = _b64(hashlib.sha256(data).digest())
+        reply = self._client.upload_part(
+            **self._target,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=data,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=digest,
+        )
+        self._parts.append({"PartNumber": number, "ETag": reply["ETag"], "ChecksumSHA256": digest})
+
+    def complete(self) -> None:
+        # S3 checked each part against its SHA-256 as it arrived; the whole object's SHA-256,
+        # hashed by the stream, goes to the manifest (S3 records a checksum of the parts').
+        self._client.complete_multipart_upload(
+            **self._target, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+        )
+
+    def abort(self) -> None:
+        # Should aborting fail, the next run's abort_open_uploads finds the upload.
+        with contextlib.suppress(Exception):
+            self._client.abort_multipart_upload(**self._target, UploadId=self._upload_id)

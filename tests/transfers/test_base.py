@@ -467,7 +467,8 @@ def test_the_api_token_is_revoked_after_success_and_after_failure(
     hook_class, method = storage.upload_method
     mocker.patch.object(hook_class, method, autospec=True, side_effect=ConnectionError("network down"))
     with pytest.raises(Cloud4WiStorageError):
-        storage.run(hour(1, 3), hour(1, 4))
+        # In parts, so both stores upload local files (the patched method).
+        storage.run(hour(1, 3), hour(1, 4), max_events_per_file=50)
     assert sim.stats["logins"] == sim.stats["logouts"] == 2
 
 

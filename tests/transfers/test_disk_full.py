@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transfer_helpers import StorageCase
+from transfer_helpers import StorageCase, decode_lines
 
 from airflow_provider_cloud4wi.tempfiles import Cloud4WiLocalDiskError
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
@@ -23,7 +23,9 @@ from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
 UTC = dt.timezone.utc
 #: One day of the simulator's data, about 1.6 MB as plain JSON Lines: more than the disk holds.
 WINDOW = (dt.datetime(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 3, tzinfo=UTC))
-PLAIN: dict[str, Any] = {"compression": None}
+#: An export written to local files on both stores (on S3 one unpartitioned JSON Lines object
+#: goes up while it is written and needs no local disk: see the last test).
+PLAIN: dict[str, Any] = {"compression": None, "partition_by": "event_type"}
 
 
 @pytest.fixture
@@ -88,7 +90,7 @@ def test_a_split_export_whose_parts_each_fit_needs_room_for_one_part_only(
     storage: StorageCase, sim: Cloud4WiSimulator, small_disk: Path
 ) -> None:
     # Parts of 500 events, about 280 kB each: the window does not fit on the disk, a part does.
-    result = storage.run(*WINDOW, local_temp_dir=str(small_disk), max_events_per_file=500, **PLAIN)
+    result = storage.run(*WINDOW, local_temp_dir=str(small_disk), max_events_per_file=500, compression=None)
 
     assert result["event_count"] == sim.count_events(*WINDOW)
     assert len(result["objects"]) == 6
@@ -104,4 +106,20 @@ def test_a_full_system_temporary_directory_names_it_too(
         storage.run(*WINDOW, **PLAIN)
 
     assert str(small_disk) in str(raised.value)
+    assert os.listdir(small_disk) == []
+
+
+def test_one_json_lines_object_on_s3_needs_no_local_disk(
+    storage: StorageCase, sim: Cloud4WiSimulator, small_disk: Path
+) -> None:
+    if storage.bucket.scheme != "s3":
+        pytest.skip("GCS exports are written to a local file first")
+
+    result = storage.run(*WINDOW, local_temp_dir=str(small_disk), compression=None)
+
+    expected = list(sim.expected_events(*WINDOW))
+    assert result["event_count"] == len(expected) > 2_000
+    assert result["bytes"] > 1024 * 1024  # more than the disk could hold
+    key = result["objects"][0].removeprefix(storage.uri(""))
+    assert decode_lines(storage.bucket.read(key), compressed=False) == expected
     assert os.listdir(small_disk) == []

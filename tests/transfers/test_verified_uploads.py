@@ -24,6 +24,7 @@ from storage_servers import AWS_REGION, GCSBucketView, LocalServer, S3BucketView
 from airflow_provider_cloud4wi.transfers.checksums import Checksum, file_checksum
 from airflow_provider_cloud4wi.transfers.events_to_gcs import Cloud4WiEventsToGCSOperator
 from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
+from airflow_provider_cloud4wi.transfers.streaming import PartStream, PartUploadError
 
 MARKER = b"<<flip-me>>"
 MIB = 1024 * 1024
@@ -293,3 +294,54 @@ def test_gcs_lists_reads_and_has_no_uploads_to_abort(gcs_bucket: GCSBucketView, 
     assert operator.read_object(gcs_bucket.name, "a/two.jsonl.gz") == b"2"
     assert operator.read_object(gcs_bucket.name, "a/missing.json") is None
     assert operator.abort_open_uploads(gcs_bucket.name, "a/", lambda key, initiated: True) == []
+
+
+def _stream(operator: Cloud4WiEventsToS3Operator, bucket: str, key: str, data: bytes) -> Any:
+    """Write ``data`` through a part upload of ``key`` in 1 MiB writes; the finished stream."""
+    upload = operator.open_part_upload(bucket, key, MEDIA_TYPE)
+    sink = PartStream(upload)
+    try:
+        for start in range(0, len(data), MIB):
+            sink.write(data[start : start + MIB])
+        streamed = sink.finish()
+        upload.complete()
+    except BaseException:
+        sink.discard()
+        upload.abort()
+        raise
+    return streamed
+
+
+def test_s3_stores_an_object_streamed_in_verified_parts_with_its_sha256(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    data = _write(tmp_path / "object", 11 * MIB).read_bytes()
+
+    streamed = _stream(_s3_operator(s3_bucket), s3_bucket.name, "streamed.jsonl", data)
+
+    assert streamed.parts == 3  # 5 MiB, 5 MiB, then the last 1 MiB
+    assert streamed.sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert s3_bucket.read("streamed.jsonl") == data
+    assert s3_proxy.state.refused == 0
+
+
+def test_s3_refuses_a_corrupted_streamed_part_and_keeps_the_previous_object(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    s3_bucket.put("kept.jsonl", b"the previous export")
+    data = _write(tmp_path / "object", 11 * MIB, marker_at=8 * MIB).read_bytes()
+    s3_proxy.state.armed = True
+
+    with pytest.raises(PartUploadError, match="BadDigest"):
+        _stream(_s3_operator(s3_bucket), s3_bucket.name, "kept.jsonl", data)
+
+    assert s3_proxy.state.refused == 1
+    assert s3_bucket.read("kept.jsonl") == b"the previous export"
+    assert s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+
+
+def test_s3_stores_an_empty_streamed_object(s3_bucket: S3BucketView, s3_proxy: CorruptingProxy) -> None:
+    streamed = _stream(_s3_operator(s3_bucket), s3_bucket.name, "empty.jsonl", b"")
+
+    assert streamed.parts == 1
+    assert s3_bucket.read("empty.jsonl") == b""

@@ -1,0 +1,141 @@
+"""An object uploaded in parts while it is being written: no local file, a few parts in memory.
+
+:class:`PartStream` is the writable sink the export's lines are compressed into. It gathers the
+bytes into parts of at least the store's part size, hashes the whole object as it goes, and hands
+each part to one uploader thread, at most one part waiting: the pull, the compression and the
+upload overlap, and memory holds about three parts whatever the window holds. This module knows
+nothing of a particular store: :class:`PartUpload` is what a store provides.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["PartStream", "PartUpload", "PartUploadError", "StreamedObject"]
+
+
+class PartUploadError(Exception):
+    """Sending a part failed; the store's own error is the cause."""
+
+
+class PartUpload(Protocol):
+    """One object's upload in parts, as a store runs it; nothing is visible before :meth:`complete`."""
+
+    #: The smallest part the store accepts (all but the last).
+    part_bytes: int
+
+    def send(self, number: int, data: bytes) -> None:
+        """Upload part ``number`` (from 1), which the store checks against its own checksum."""
+        ...
+
+    def complete(self) -> None:
+        """Make the object of every part sent visible at its key."""
+        ...
+
+    def abort(self) -> None:
+        """Give the upload up; the parts sent are discarded and the key is left as it was."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamedObject:
+    """
+    What a :class:`PartStream` wrote.
+
+    :param size_bytes: the object's size.
+    :param sha256: its SHA-256, base64 (as S3 states checksums).
+    :param parts: how many parts it was sent in.
+    """
+
+    size_bytes: int
+    sha256: str
+    parts: int
+
+
+_DONE = None
+
+
+class PartStream:
+    """
+    A writable binary sink whose bytes go to ``upload`` in parts of ``upload.part_bytes`` or more.
+
+    Call :meth:`finish` after the last write (it sends the last part and waits for every upload),
+    or :meth:`discard` to give up. A failed upload raises :class:`PartUploadError` at the next
+    :meth:`write` or in :meth:`finish`.
+
+    :param upload: the store's upload of the object.
+    """
+
+    def __init__(self, upload: PartUpload) -> None:
+        self._upload = upload
+        self._buffer = bytearray()
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._sent = 0
+        self._error: BaseException | None = None
+        self._parts: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._send_parts, name="cloud4wi-upload", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Add bytes to the object; a full part goes to the uploader (waiting while one is queued)."""
+        self._raise_error()
+        self._buffer += data
+        self._hash.update(data)
+        self._size += len(data)
+        if len(self._buffer) >= self._upload.part_bytes:
+            self._hand_on()
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to do: parts go on as they fill (the compressor calls this)."""
+
+    def finish(self) -> StreamedObject:
+        """Send the last part (an empty one for an object of no bytes) and wait for every upload."""
+        if self._buffer or self._sent == 0:
+            self._hand_on()
+        self._stop()
+        self._raise_error()
+        return StreamedObject(self._size, base64.b64encode(self._hash.digest()).decode("ascii"), self._sent)
+
+    def discard(self) -> None:
+        """Stop the uploader without sending what is left; the caller aborts the upload."""
+        self._error = self._error or _Discarded()
+        self._stop()
+
+    def _hand_on(self) -> None:
+        self._sent += 1
+        part, self._buffer = bytes(self._buffer), bytearray()
+        while True:
+            self._raise_error()
+            try:
+                self._parts.put((self._sent, part), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _send_parts(self) -> None:
+        while (item := self._parts.get()) is not _DONE:
+            if self._error is None:
+                try:
+                    self._upload.send(*item)
+                except BaseException as error:  # raised by the writer at its next step
+                    self._error = error
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._parts.put(_DONE)
+            self._thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None and not isinstance(self._error, _Discarded):
+            raise PartUploadError(f"part {self._sent} of the object: {self._error}") from self._error
+
+
+class _Discarded(Exception):
+    """The stream was given up: the uploader sends nothing more."""

@@ -1,0 +1,75 @@
+"""PartStream: bytes gathered into parts of the store's size, hashed whole, sent by one uploader."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from airflow_provider_cloud4wi.transfers.streaming import PartStream, PartUploadError
+
+
+class FakeUpload:
+    """Records the parts sent; fails on part ``fail_on`` if given."""
+
+    def __init__(self, part_bytes: int, fail_on: int | None = None) -> None:
+        self.part_bytes = part_bytes
+        self.fail_on = fail_on
+        self.parts: list[tuple[int, bytes]] = []
+
+    def send(self, number: int, data: bytes) -> None:
+        if number == self.fail_on:
+            raise OSError("connection reset by peer")
+        self.parts.append((number, data))
+
+    def complete(self) -> None:
+        """Not used by the stream itself."""
+
+    def abort(self) -> None:
+        """Not used by the stream itself."""
+
+
+def test_parts_are_at_least_the_part_size_in_order_and_add_up_to_the_bytes_written() -> None:
+    upload = FakeUpload(part_bytes=10)
+    stream = PartStream(upload)
+    chunks = [bytes([n]) * 4 for n in range(9)]
+    for chunk in chunks:
+        stream.write(chunk)
+
+    streamed = stream.finish()
+
+    assert [number for number, _ in upload.parts] == [1, 2, 3]
+    assert [len(data) for _, data in upload.parts] == [12, 12, 12]
+    assert b"".join(data for _, data in upload.parts) == b"".join(chunks)
+    whole = base64.b64encode(hashlib.sha256(b"".join(chunks)).digest()).decode()
+    assert (streamed.size_bytes, streamed.sha256, streamed.parts) == (36, whole, 3)
+
+
+def test_a_failed_part_is_raised_to_the_writer_with_the_stores_error_as_its_cause() -> None:
+    stream = PartStream(FakeUpload(part_bytes=4, fail_on=1))
+    stream.write(b"12345")  # part 1, which fails in the uploader
+
+    with pytest.raises(PartUploadError, match="connection reset") as raised:
+        stream.finish()
+
+    assert isinstance(raised.value.__cause__, OSError)
+
+
+def test_a_stream_of_no_bytes_sends_one_empty_part() -> None:
+    upload = FakeUpload(part_bytes=4)
+
+    streamed = PartStream(upload).finish()
+
+    assert upload.parts == [(1, b"")]
+    assert (streamed.size_bytes, streamed.parts) == (0, 1)
+
+
+def test_a_discarded_stream_sends_nothing_more() -> None:
+    upload = FakeUpload(part_bytes=100)
+    stream = PartStream(upload)
+    stream.write(b"x" * 50)
+
+    stream.discard()
+
+    assert upload.parts == []
