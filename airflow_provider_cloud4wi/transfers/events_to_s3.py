@@ -175,9 +175,8 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
         :param key: the object name.
         :param media_type: the object's Content-Type.
         """
-        client = self.s3_hook.get_conn()
-        part_bytes = max(self.s3_hook.transfer_config.multipart_chunksize, _MIN_PART_BYTES)
-        return _S3PartUpload(client, bucket, key, media_type, part_bytes)
+        # The smallest parts S3 takes: the stream holds about three of them in memory.
+        return _S3PartUpload(self.s3_hook.get_conn(), bucket, key, media_type, _MIN_PART_BYTES)
 
     def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
         """

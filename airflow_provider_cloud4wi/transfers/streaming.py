@@ -58,11 +58,13 @@ class StreamedObject:
 
 
 _DONE = None
+_PARTS_PER_SIZE = 1_000
 
 
 class PartStream:
     """
-    A writable binary sink whose bytes go to ``upload`` in parts of ``upload.part_bytes`` or more.
+    A writable binary sink whose bytes go to ``upload`` in parts of ``upload.part_bytes`` or more
+    (twice that after 1,000 parts, four times after 2,000, ...).
 
     Call :meth:`finish` after the last write (it sends the last part and waits for every upload),
     or :meth:`discard` to give up. A failed upload raises :class:`PartUploadError` at the next
@@ -88,9 +90,13 @@ class PartStream:
         self._buffer += data
         self._hash.update(data)
         self._size += len(data)
-        if len(self._buffer) >= self._upload.part_bytes:
+        if len(self._buffer) >= self._part_bytes():
             self._hand_on()
         return len(data)
+
+    def _part_bytes(self) -> int:
+        # Parts double in size every 1,000 (S3 takes at most 10,000), so any object fits.
+        return int(self._upload.part_bytes * 2 ** (self._sent // _PARTS_PER_SIZE))
 
     def flush(self) -> None:
         """Nothing to do: parts go on as they fill (the compressor calls this)."""

@@ -21,8 +21,8 @@ from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseO
 from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
 
 UTC = dt.timezone.utc
-#: Seven days of the simulator's data: ~20,000 events, ~10.7 MB of plain JSON Lines, so the
-#: object goes in two parts of the S3 hook's default 8 MiB.
+#: Seven days of the simulator's data: ~20,000 events, ~9 MB of plain JSON Lines, so the object
+#: goes in two parts (5 MiB, then the rest).
 WINDOW = (dt.datetime(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 9, tzinfo=UTC))
 KEY = "exports/week.jsonl"
 
@@ -55,7 +55,7 @@ def test_a_window_larger_than_a_part_lands_as_one_object_with_its_sha256_in_the_
 
     stored = s3_bucket.read(KEY)
     assert decode_lines(stored, compressed=False) == list(sim.expected_events(*WINDOW))
-    assert result["bytes"] == len(stored) > 8 * 1024 * 1024
+    assert result["bytes"] == len(stored) > 5 * 1024 * 1024
     manifest = s3_bucket.read("exports/week.manifest.json").decode()
     assert base64.b64encode(hashlib.sha256(stored).digest()).decode() in manifest
     log = caplog.text + capsys.readouterr().out
@@ -75,7 +75,7 @@ def test_a_pull_that_fails_midway_aborts_the_upload_and_leaves_the_previous_expo
 
         def lines() -> Generator[bytes, None, None]:
             with contextlib.closing(events):
-                # ~9 MB of lines: the first 8 MiB part is sent before the pull fails.
+                # ~7.8 MB of lines: the first 5 MiB part is sent before the pull fails.
                 yield from itertools.islice(events, 17_000)
             raise Cloud4WiTransientError("the API went away")
 

@@ -73,3 +73,17 @@ def test_a_discarded_stream_sends_nothing_more() -> None:
     stream.discard()
 
     assert upload.parts == []
+
+
+def test_parts_grow_after_a_thousand_so_any_object_fits_in_ten_thousand() -> None:
+    upload = FakeUpload(part_bytes=1)
+    stream = PartStream(upload)
+    for _ in range(1_000):
+        stream.write(b"x")  # a part each
+    stream.write(b"a")  # part 1,001 needs two bytes
+    stream.write(b"b")
+
+    stream.finish()
+
+    assert len(upload.parts) == 1_001
+    assert upload.parts[-1] == (1_001, b"ab")
