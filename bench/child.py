@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 _PRELOAD = {
     "A": [
+        # The package imports its accelerators itself, where installed.
         "requests",
-        "orjson",
         "airflow.providers.amazon.aws.hooks.s3",
         "airflow_provider_cloud4wi.transfers.events_to_s3",
     ],
