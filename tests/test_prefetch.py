@@ -85,8 +85,9 @@ def test_work_that_ends_on_its_own_is_not_abandoned() -> None:
     assert abandoned == []
 
 
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed-object", "local-files"])
 def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
-    s3_bucket: Any, cloud4wi_conn_id: str, monkeypatch: pytest.MonkeyPatch
+    s3_bucket: Any, cloud4wi_conn_id: str, monkeypatch: pytest.MonkeyPatch, streamed: bool
 ) -> None:
     import requests
 
@@ -121,9 +122,17 @@ def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
         raise OSError("disk full")
         yield []  # pragma: no cover - makes this a generator
 
+    def failing_stream(documents: Iterator[bytes], sink: Any, **kwargs: Any) -> int:
+        next(iter(documents))
+        failed_at.append(time.monotonic())
+        raise OSError("disk full")
+
     monkeypatch.setattr(requests.Session, "close", close)
     monkeypatch.setattr(Cloud4WiHook, "iter_event_lines", lines)
-    monkeypatch.setattr(base, "write_export_files", failing_writer)
+    if streamed:  # one JSON Lines object on S3 goes up while it is written
+        monkeypatch.setattr(base, "write_stream", failing_stream)
+    else:
+        monkeypatch.setattr(base, "write_export_files", failing_writer)
     operator = Cloud4WiEventsToS3Operator(
         task_id="export",
         s3_bucket=s3_bucket.name,
@@ -131,6 +140,7 @@ def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
         window_start="2024-01-01T02:00:00Z",
         window_end="2024-01-01T03:00:00Z",
         page_size=1,  # one event per handoff, so the writer gets the first before the pull blocks
+        partition_by=None if streamed else "event_type",
     )
     try:
         with pytest.raises(OSError, match="disk full"):

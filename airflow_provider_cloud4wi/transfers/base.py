@@ -528,7 +528,10 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             )
             return count
 
-        item = bucket.stream_one(key, object_type, write, self.write_empty)
+        try:
+            item = bucket.stream_one(key, object_type, write, self.write_empty)
+        finally:
+            events.close()  # also when the upload could not even start
         return [] if item is None else [item]
 
     def _check_same_format(self, bucket: ExportBucket, layout: ExportLayout) -> None:
