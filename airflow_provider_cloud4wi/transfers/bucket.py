@@ -216,7 +216,7 @@ class ExportBucket:
                 upload.abort()
                 return None
             with storage_errors("complete the upload of", f"{uri} ({events} events)"):
-                upload.complete()
+                sink.complete()
         except BaseException:
             sink.discard()
             upload.abort()

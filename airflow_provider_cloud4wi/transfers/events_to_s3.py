@@ -166,10 +166,12 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
 
     def open_part_upload(self, bucket: str, key: str, media_type: str) -> PartUpload:
         """
-        Start a multipart upload of ``key`` whose parts S3 verifies, for an object written as it goes.
+        An upload of ``key`` in parts S3 verifies, for an object written as it goes.
 
         Each part carries the SHA-256 of its bytes, which S3 checks; the object appears at ``key``
-        only when the upload completes, and aborting it leaves ``key`` as it was.
+        only when the upload completes, and aborting it leaves ``key`` as it was. The multipart
+        upload starts with the first part: an object smaller than one part goes in one
+        ``PutObject`` carrying its SHA-256.
 
         :param bucket: the bucket name.
         :param key: the object name.
@@ -255,18 +257,28 @@ def _b64(digest: bytes) -> str:
 
 
 class _S3PartUpload:
-    """One multipart upload, its parts checked by S3 against their SHA-256 (see ``PartUpload``)."""
+    """
+    One object's upload to S3, each part checked by S3 against its SHA-256 (see ``PartUpload``).
+
+    The multipart upload starts with the first part, so an object stored whole costs one request.
+    """
 
     def __init__(self, client: Any, bucket: str, key: str, media_type: str, part_bytes: int) -> None:
         self.part_bytes = part_bytes
         self._client = client
         self._target = {"Bucket": bucket, "Key": key}
-        self._upload_id: str = client.create_multipart_upload(
-            **self._target, ContentType=media_type, ChecksumAlgorithm="SHA256", ChecksumType="COMPOSITE"
-        )["UploadId"]
+        self._media_type = media_type
+        self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
     def send(self, number: int, data: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._client.create_multipart_upload(
+                **self._target,
+                ContentType=self._media_type,
+                ChecksumAlgorithm="SHA256",
+                ChecksumType="COMPOSITE",
+            )["UploadId"]
         digest = _b64(hashlib.sha256(data).digest())
         reply = self._client.upload_part(
             **self._target,
@@ -285,7 +297,18 @@ class _S3PartUpload:
             **self._target, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
         )
 
+    def put_whole(self, data: bytes) -> None:
+        self._client.put_object(
+            **self._target,
+            Body=data,
+            ContentType=self._media_type,
+            ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=_b64(hashlib.sha256(data).digest()),
+        )
+
     def abort(self) -> None:
+        if self._upload_id is None:
+            return
         # Should aborting fail, the next run's abort_open_uploads finds the upload.
         with contextlib.suppress(Exception):
             self._client.abort_multipart_upload(**self._target, UploadId=self._upload_id)

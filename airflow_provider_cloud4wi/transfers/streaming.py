@@ -3,8 +3,9 @@
 :class:`PartStream` is the writable sink the export's lines are compressed into. It gathers the
 bytes into parts of at least the store's part size, hashes the whole object as it goes, and hands
 each part to one uploader thread, at most one part waiting: the pull, the compression and the
-upload overlap, and memory holds about three parts whatever the window holds. This module knows
-nothing of a particular store: :class:`PartUpload` is what a store provides.
+upload overlap, and memory holds about three parts whatever the window holds. An object smaller
+than one part is stored whole in one request, as a file would be. This module knows nothing of a
+particular store: :class:`PartUpload` is what a store provides.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class PartUpload(Protocol):
         """Make the object of every part sent visible at its key."""
         ...
 
+    def put_whole(self, data: bytes) -> None:
+        """Store ``data``, which no part was sent for, as the whole object in one request."""
+        ...
+
     def abort(self) -> None:
         """Give the upload up; the parts sent are discarded and the key is left as it was."""
         ...
@@ -67,8 +72,9 @@ class PartStream:
     (twice that after 1,000 parts, four times after 2,000, ...).
 
     Call :meth:`finish` after the last write (it sends the last part and waits for every upload),
-    or :meth:`discard` to give up. A failed upload raises :class:`PartUploadError` at the next
-    :meth:`write` or in :meth:`finish`.
+    then :meth:`complete` to make the object visible, or :meth:`discard` to give up. A failed
+    upload raises :class:`PartUploadError` at the next :meth:`write` or in :meth:`finish`. An
+    object that never filled a part is sent by :meth:`complete`, whole, in one request.
 
     :param upload: the store's upload of the object.
     """
@@ -79,6 +85,7 @@ class PartStream:
         self._hash = hashlib.sha256()
         self._size = 0
         self._sent = 0
+        self._whole: bytes | None = None
         self._error: BaseException | None = None
         self._parts: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
         self._thread = threading.Thread(target=self._send_parts, name="cloud4wi-upload", daemon=True)
@@ -102,12 +109,27 @@ class PartStream:
         """Nothing to do: parts go on as they fill (the compressor calls this)."""
 
     def finish(self) -> StreamedObject:
-        """Send the last part (an empty one for an object of no bytes) and wait for every upload."""
-        if self._buffer or self._sent == 0:
+        """Send the last part and wait for every upload; an object under one part is kept whole."""
+        if self._sent == 0:
+            # Three requests (start, part, complete) for what one request stores would make small
+            # windows the slowest per event.
+            self._whole, self._buffer = bytes(self._buffer), bytearray()
+        elif self._buffer:
             self._hand_on()
         self._stop()
         self._raise_error()
-        return StreamedObject(self._size, base64.b64encode(self._hash.digest()).decode("ascii"), self._sent)
+        sha256 = base64.b64encode(self._hash.digest()).decode("ascii")
+        return StreamedObject(self._size, sha256, self._parts_made())
+
+    def complete(self) -> None:
+        """Make the finished object visible: its parts completed, or the object stored whole."""
+        if self._whole is not None:
+            self._upload.put_whole(self._whole)
+        else:
+            self._upload.complete()
+
+    def _parts_made(self) -> int:
+        return 1 if self._whole is not None else self._sent
 
     def discard(self) -> None:
         """Stop the uploader without sending what is left; the caller aborts the upload."""

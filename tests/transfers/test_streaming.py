@@ -11,12 +11,14 @@ from airflow_provider_cloud4wi.transfers.streaming import PartStream, PartUpload
 
 
 class FakeUpload:
-    """Records the parts sent; fails on part ``fail_on`` if given."""
+    """Records the parts sent and an object stored whole; fails on part ``fail_on`` if given."""
 
     def __init__(self, part_bytes: int, fail_on: int | None = None) -> None:
         self.part_bytes = part_bytes
         self.fail_on = fail_on
         self.parts: list[tuple[int, bytes]] = []
+        self.whole: bytes | None = None
+        self.completed = False
 
     def send(self, number: int, data: bytes) -> None:
         if number == self.fail_on:
@@ -24,7 +26,10 @@ class FakeUpload:
         self.parts.append((number, data))
 
     def complete(self) -> None:
-        """Not used by the stream itself."""
+        self.completed = True
+
+    def put_whole(self, data: bytes) -> None:
+        self.whole = data
 
     def abort(self) -> None:
         """Not used by the stream itself."""
@@ -56,13 +61,40 @@ def test_a_failed_part_is_raised_to_the_writer_with_the_stores_error_as_its_caus
     assert isinstance(raised.value.__cause__, OSError)
 
 
-def test_a_stream_of_no_bytes_sends_one_empty_part() -> None:
+def test_a_stream_of_no_bytes_is_stored_whole_as_an_empty_object() -> None:
     upload = FakeUpload(part_bytes=4)
+    stream = PartStream(upload)
 
-    streamed = PartStream(upload).finish()
+    streamed = stream.finish()
+    stream.complete()
 
-    assert upload.parts == [(1, b"")]
+    assert (upload.parts, upload.whole, upload.completed) == ([], b"", False)
     assert (streamed.size_bytes, streamed.parts) == (0, 1)
+
+
+def test_a_stream_smaller_than_one_part_sends_no_part_and_is_stored_whole() -> None:
+    upload = FakeUpload(part_bytes=10)
+    stream = PartStream(upload)
+    stream.write(b"12345")
+    stream.write(b"678")
+
+    streamed = stream.finish()
+    assert upload.whole is None  # nothing is stored before complete()
+    stream.complete()
+
+    assert (upload.parts, upload.whole, upload.completed) == ([], b"12345678", False)
+    assert (streamed.size_bytes, streamed.parts) == (8, 1)
+
+
+def test_a_stream_of_several_parts_is_completed_not_stored_whole() -> None:
+    upload = FakeUpload(part_bytes=4)
+    stream = PartStream(upload)
+    stream.write(b"123456")
+
+    stream.finish()
+    stream.complete()
+
+    assert (upload.parts, upload.whole, upload.completed) == ([(1, b"123456")], None, True)
 
 
 def test_a_discarded_stream_sends_nothing_more() -> None:

@@ -304,7 +304,7 @@ def _stream(operator: Cloud4WiEventsToS3Operator, bucket: str, key: str, data: b
         for start in range(0, len(data), MIB):
             sink.write(data[start : start + MIB])
         streamed = sink.finish()
-        upload.complete()
+        sink.complete()
     except BaseException:
         sink.discard()
         upload.abort()
@@ -340,8 +340,40 @@ def test_s3_refuses_a_corrupted_streamed_part_and_keeps_the_previous_object(
     assert s3_bucket.client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
 
 
-def test_s3_stores_an_empty_streamed_object(s3_bucket: S3BucketView, s3_proxy: CorruptingProxy) -> None:
+def test_s3_stores_an_empty_streamed_object_in_one_put(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy
+) -> None:
     streamed = _stream(_s3_operator(s3_bucket), s3_bucket.name, "empty.jsonl", b"")
 
     assert streamed.parts == 1
     assert s3_bucket.read("empty.jsonl") == b""
+    assert [method for method, _, _ in s3_proxy.state.requests] == ["PUT"]
+
+
+def test_s3_stores_a_streamed_object_under_one_part_in_one_put_with_its_sha256(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    data = _write(tmp_path / "object", 2 * MIB).read_bytes()
+
+    streamed = _stream(_s3_operator(s3_bucket), s3_bucket.name, "small.jsonl", data)
+
+    ((method, path, headers),) = s3_proxy.state.requests
+    assert (method, "?" in path) == ("PUT", False)
+    assert headers["x-amz-checksum-sha256"] == streamed.sha256
+    assert s3_bucket.read("small.jsonl") == data
+
+
+def test_s3_refuses_a_corrupted_streamed_object_under_one_part_and_keeps_the_previous_object(
+    s3_bucket: S3BucketView, s3_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    from botocore.exceptions import ClientError
+
+    s3_bucket.put("kept.jsonl", b"the previous export")
+    data = _write(tmp_path / "object", 2 * MIB, marker_at=MIB).read_bytes()
+    s3_proxy.state.armed = True
+
+    with pytest.raises(ClientError, match="BadDigest"):
+        _stream(_s3_operator(s3_bucket), s3_bucket.name, "kept.jsonl", data)
+
+    assert s3_proxy.state.refused == 1
+    assert s3_bucket.read("kept.jsonl") == b"the previous export"
