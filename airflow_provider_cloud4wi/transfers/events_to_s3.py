@@ -102,14 +102,7 @@ class Cloud4WiEventsToS3Operator(Cloud4WiEventsTransferBaseOperator):
         size = path.stat().st_size
         if size <= self.s3_hook.transfer_config.multipart_threshold:
             with path.open("rb") as body:
-                self.s3_hook.get_conn().put_object(
-                    Bucket=bucket,
-                    Key=key,
-                    Body=body,
-                    ContentType=media_type,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum.value,
-                )
+                _put_verified(self.s3_hook.get_conn(), bucket, key, body, media_type, checksum.value)
         else:
             self._upload_in_parts(path, size, bucket, key, checksum, media_type)
 
@@ -252,6 +245,18 @@ def _part_size(size: int, preferred: int) -> int:
     return max(preferred, _MIN_PART_BYTES, -(-size // _MAX_PARTS))
 
 
+def _put_verified(client: Any, bucket: str, key: str, body: Any, media_type: str, sha256: str) -> None:
+    """One ``PutObject`` that S3 refuses (BadDigest) unless the body it received has ``sha256``."""
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType=media_type,
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=sha256,
+    )
+
+
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
@@ -297,13 +302,9 @@ class _S3PartUpload:
             **self._target, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
         )
 
-    def put_whole(self, data: bytes) -> None:
-        self._client.put_object(
-            **self._target,
-            Body=data,
-            ContentType=self._media_type,
-            ChecksumAlgorithm="SHA256",
-            ChecksumSHA256=_b64(hashlib.sha256(data).digest()),
+    def put_whole(self, data: bytes, sha256: str) -> None:
+        _put_verified(
+            self._client, self._target["Bucket"], self._target["Key"], data, self._media_type, sha256
         )
 
     def abort(self) -> None:

@@ -38,8 +38,9 @@ class PartUpload(Protocol):
         """Make the object of every part sent visible at its key."""
         ...
 
-    def put_whole(self, data: bytes) -> None:
-        """Store ``data``, which no part was sent for, as the whole object in one request."""
+    def put_whole(self, data: bytes, sha256: str) -> None:
+        """Store ``data``, which no part was sent for, as the whole object in one request checked
+        against ``sha256`` (base64)."""
         ...
 
     def abort(self) -> None:
@@ -118,15 +119,17 @@ class PartStream:
             self._hand_on()
         self._stop()
         self._raise_error()
-        sha256 = base64.b64encode(self._hash.digest()).decode("ascii")
-        return StreamedObject(self._size, sha256, self._parts_made())
+        return StreamedObject(self._size, self._sha256(), self._parts_made())
 
     def complete(self) -> None:
         """Make the finished object visible: its parts completed, or the object stored whole."""
         if self._whole is not None:
-            self._upload.put_whole(self._whole)
+            self._upload.put_whole(self._whole, self._sha256())
         else:
             self._upload.complete()
+
+    def _sha256(self) -> str:
+        return base64.b64encode(self._hash.digest()).decode("ascii")
 
     def _parts_made(self) -> int:
         return 1 if self._whole is not None else self._sent

@@ -28,7 +28,8 @@ class FakeUpload:
     def complete(self) -> None:
         self.completed = True
 
-    def put_whole(self, data: bytes) -> None:
+    def put_whole(self, data: bytes, sha256: str) -> None:
+        assert sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
         self.whole = data
 
     def abort(self) -> None:
