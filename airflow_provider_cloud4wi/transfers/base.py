@@ -141,7 +141,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         failed or concurrent split export can leave a mixed set.
     :param local_temp_dir: where the local files are written; default: the system's temporary
         directory (``TMPDIR``). It needs room for the window's compressed output (a part of it
-        with ``max_events_per_file``; nothing for one JSON Lines object on S3, which streams).
+        with ``max_events_per_file``; nothing for one JSON Lines object on S3 or GCS, which streams).
     :param hook_params: keyword arguments for :class:`Cloud4WiHook`, e.g. ``{"max_attempts": 4}``.
     :param partition_grain: on a partitioned run (``CronPartitionTimetable``, Airflow 3.2+) whose
         data interval is zero-width, the window is ``[partition_date, partition_date + grain)``;

@@ -221,13 +221,14 @@ class ExportBucket:
             sink.discard()
             upload.abort()
             raise
-        checksum = Checksum("SHA256", streamed.sha256)
+        checksum = streamed.checksum
         self.log.info(
-            "Uploaded %s while pulling: %d events, %d bytes in %d part(s), SHA256 %s.",
+            "Uploaded %s while pulling: %d events, %d bytes in %d part(s), %s %s.",
             uri,
             events,
             streamed.size_bytes,
             streamed.parts,
+            checksum.algorithm,
             checksum.value,
         )
         return ManifestObject(uri, key, None, events, streamed.size_bytes, checksum)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHECKSUM_ALGORITHMS", "Checksum", "StoredObject", "file_checksum"]
+__all__ = ["CHECKSUM_ALGORITHMS", "Checksum", "StoredObject", "file_checksum", "new_hasher"]
 
 #: The algorithms :func:`file_checksum` computes.
 CHECKSUM_ALGORITHMS = ("SHA256", "MD5", "CRC32C")
@@ -60,14 +60,20 @@ class _Crc32c:
             ) from err
         self._checksum: Any = google_crc32c.Checksum()
 
-    def update(self, data: bytes) -> None:
-        self._checksum.update(data)
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        # The C extension takes bytes only (no bytearray, no view).
+        self._checksum.update(data if isinstance(data, bytes) else bytes(data))
 
     def digest(self) -> bytes:
         return bytes(self._checksum.digest())
 
 
-def _hasher(algorithm: str) -> Any:
+def new_hasher(algorithm: str) -> Any:
+    """
+    A ``hashlib``-like object (``update``, ``digest``) computing ``algorithm``.
+
+    :param algorithm: one of :data:`CHECKSUM_ALGORITHMS`.
+    """
     if algorithm == "SHA256":
         return hashlib.sha256()
     if algorithm == "MD5":
@@ -86,7 +92,7 @@ def file_checksum(path: Path, algorithm: str) -> Checksum:
     :param path: the file.
     :param algorithm: one of :data:`CHECKSUM_ALGORITHMS`.
     """
-    hasher = _hasher(algorithm)
+    hasher = new_hasher(algorithm)
     with path.open("rb") as file:
         while chunk := file.read(_CHUNK_BYTES):
             hasher.update(chunk)

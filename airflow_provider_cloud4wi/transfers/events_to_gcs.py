@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -10,9 +11,11 @@ from typing import Any, ClassVar
 
 from airflow.providers.google.cloud.hooks.gcs import GCSHook
 from google.api_core.exceptions import NotFound
+from google.cloud.storage.fileio import BlobWriter
 
 from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
 from airflow_provider_cloud4wi.transfers.checksums import Checksum, StoredObject
+from airflow_provider_cloud4wi.transfers.streaming import PartUpload
 
 __all__ = ["Cloud4WiEventsToGCSOperator"]
 
@@ -24,7 +27,10 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
     Uploads go through the Google provider's :class:`~airflow.providers.google.cloud.hooks.gcs.GCSHook`
     (resumable for large files; an object appears only once its upload completes), each verified
     by GCS against the file's CRC32C (a corrupted body is refused and an older object of the name
-    stays), and replace an object of the same name. Every other parameter is described in
+    stays), and replace an object of the same name. One JSON Lines object (not split, not
+    partitioned) is streamed: a resumable upload fed while the pull runs, no local file, finalized
+    with the CRC32C of the whole object, which GCS checks before the object appears, and cancelled
+    on any failure. Every other parameter is described in
     :class:`~airflow_provider_cloud4wi.transfers.base.Cloud4WiEventsTransferBaseOperator`.
 
     .. code-block:: python
@@ -68,6 +74,7 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
 
     #: GCS verifies an upload against the CRC32C its metadata states, whatever the upload's size.
     checksum_algorithm: ClassVar[str] = "CRC32C"
+    streams_uploads: ClassVar[bool] = True
 
     @cached_property
     def gcs_hook(self) -> GCSHook:
@@ -100,6 +107,22 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
         blob.upload_from_filename(
             str(path), content_type=media_type, checksum="md5", crc32c_checksum_value=checksum.value
         )
+
+    def open_part_upload(self, bucket: str, key: str, media_type: str) -> PartUpload:
+        """
+        A resumable upload of ``key`` through the GCS hook's client, for an object written as it goes.
+
+        Chunks go up as the parts arrive; the last one is held back until the upload completes
+        and is sent with the CRC32C of the whole object (``x-goog-hash``), which GCS compares with
+        what it received before the object appears. Until then nothing is visible at ``key``. An
+        object smaller than one part goes in one request carrying its CRC32C, as a file does.
+
+        :param bucket: the bucket name.
+        :param key: the object name.
+        :param media_type: the object's Content-Type.
+        """
+        blob = self.gcs_hook.get_conn().bucket(bucket).blob(key)
+        return _GCSPartUpload(blob, media_type, _PART_BYTES)
 
     def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
         """
@@ -147,3 +170,54 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
         :param should_abort: unused.
         """
         return []
+
+
+#: GCS takes resumable chunks in multiples of 256 KiB and advises at least 8 MiB per chunk.
+_PART_BYTES = 8 * 1024 * 1024
+
+
+class _GCSPartUpload:
+    """
+    One object's resumable upload to GCS, through google-cloud-storage's own ``BlobWriter``
+    (see ``PartUpload``).
+
+    The writer sends whole chunks as parts arrive and keeps the rest; only closing it sends the
+    final chunk, which carries the CRC32C of every byte (the writer computes it,
+    ``checksum="crc32c"``), so GCS refuses a corrupted object before it appears. The session
+    starts with the first part, so an object stored whole costs one request.
+    """
+
+    checksum_algorithm = "CRC32C"
+
+    def __init__(self, blob: Any, media_type: str, part_bytes: int) -> None:
+        self.part_bytes = part_bytes
+        self._blob = blob
+        self._media_type = media_type
+        self._writer: BlobWriter | None = None
+
+    def send(self, number: int, data: bytes) -> None:
+        if self._writer is None:
+            self._writer = BlobWriter(
+                self._blob, chunk_size=self.part_bytes, content_type=self._media_type, checksum="crc32c"
+            )
+        self._writer.write(data)
+
+    def complete(self) -> None:
+        if self._writer is None:
+            raise RuntimeError("complete() of an upload no part was sent for; use put_whole()")
+        self._writer.close()
+
+    def put_whole(self, data: bytes, checksum: str) -> None:
+        self._blob.crc32c = checksum
+        self._blob.upload_from_string(
+            data, content_type=self._media_type, checksum="md5", crc32c_checksum_value=checksum
+        )
+
+    def abort(self) -> None:
+        if self._writer is None or self._writer._upload_and_transport is None:
+            return
+        # BlobWriter.terminate() sends its DELETE to the URL that starts uploads, not to the
+        # session, which then stays open (invisible) for a week; cancel the session itself.
+        upload, transport = self._writer._upload_and_transport
+        with contextlib.suppress(Exception):
+            transport.delete(upload.resumable_url)

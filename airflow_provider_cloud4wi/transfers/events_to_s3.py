@@ -268,6 +268,8 @@ class _S3PartUpload:
     The multipart upload starts with the first part, so an object stored whole costs one request.
     """
 
+    checksum_algorithm = "SHA256"
+
     def __init__(self, client: Any, bucket: str, key: str, media_type: str, part_bytes: int) -> None:
         self.part_bytes = part_bytes
         self._client = client
@@ -302,9 +304,9 @@ class _S3PartUpload:
             **self._target, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
         )
 
-    def put_whole(self, data: bytes, sha256: str) -> None:
+    def put_whole(self, data: bytes, checksum: str) -> None:
         _put_verified(
-            self._client, self._target["Bucket"], self._target["Key"], data, self._media_type, sha256
+            self._client, self._target["Bucket"], self._target["Key"], data, self._media_type, checksum
         )
 
     def abort(self) -> None:

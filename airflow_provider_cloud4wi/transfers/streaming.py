@@ -1,7 +1,8 @@
 """An object uploaded in parts while it is being written: no local file, a few parts in memory.
 
 :class:`PartStream` is the writable sink the export's lines are compressed into. It gathers the
-bytes into parts of at least the store's part size, hashes the whole object as it goes, and hands
+bytes into parts of at least the store's part size, hashes the whole object as it goes (with the
+checksum the store verifies), and hands
 each part to one uploader thread, at most one part waiting: the pull, the compression and the
 upload overlap, and memory holds about three parts whatever the window holds. An object smaller
 than one part is stored whole in one request, as a file would be. This module knows nothing of a
@@ -11,11 +12,12 @@ particular store: :class:`PartUpload` is what a store provides.
 from __future__ import annotations
 
 import base64
-import hashlib
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from airflow_provider_cloud4wi.transfers.checksums import Checksum, new_hasher
 
 __all__ = ["PartStream", "PartUpload", "PartUploadError", "StreamedObject"]
 
@@ -29,6 +31,8 @@ class PartUpload(Protocol):
 
     #: The smallest part the store accepts (all but the last).
     part_bytes: int
+    #: The checksum the store verifies, one of :data:`~.checksums.CHECKSUM_ALGORITHMS`.
+    checksum_algorithm: str
 
     def send(self, number: int, data: bytes) -> None:
         """Upload part ``number`` (from 1), which the store checks against its own checksum."""
@@ -38,9 +42,9 @@ class PartUpload(Protocol):
         """Make the object of every part sent visible at its key."""
         ...
 
-    def put_whole(self, data: bytes, sha256: str) -> None:
+    def put_whole(self, data: bytes, checksum: str) -> None:
         """Store ``data``, which no part was sent for, as the whole object in one request checked
-        against ``sha256`` (base64)."""
+        against ``checksum`` (base64, of :attr:`checksum_algorithm`)."""
         ...
 
     def abort(self) -> None:
@@ -54,12 +58,12 @@ class StreamedObject:
     What a :class:`PartStream` wrote.
 
     :param size_bytes: the object's size.
-    :param sha256: its SHA-256, base64 (as S3 states checksums).
+    :param checksum: its checksum, of the algorithm the store verifies.
     :param parts: how many parts it was sent in.
     """
 
     size_bytes: int
-    sha256: str
+    checksum: Checksum
     parts: int
 
 
@@ -83,7 +87,7 @@ class PartStream:
     def __init__(self, upload: PartUpload) -> None:
         self._upload = upload
         self._buffer = bytearray()
-        self._hash = hashlib.sha256()
+        self._hash: Any = new_hasher(upload.checksum_algorithm)
         self._size = 0
         self._sent = 0
         self._whole: bytes | None = None
@@ -119,17 +123,18 @@ class PartStream:
             self._hand_on()
         self._stop()
         self._raise_error()
-        return StreamedObject(self._size, self._sha256(), self._parts_made())
+        return StreamedObject(self._size, self._checksum(), self._parts_made())
 
     def complete(self) -> None:
         """Make the finished object visible: its parts completed, or the object stored whole."""
         if self._whole is not None:
-            self._upload.put_whole(self._whole, self._sha256())
+            self._upload.put_whole(self._whole, self._checksum().value)
         else:
             self._upload.complete()
 
-    def _sha256(self) -> str:
-        return base64.b64encode(self._hash.digest()).decode("ascii")
+    def _checksum(self) -> Checksum:
+        value = base64.b64encode(self._hash.digest()).decode("ascii")
+        return Checksum(self._upload.checksum_algorithm, value)
 
     def _parts_made(self) -> int:
         return 1 if self._whole is not None else self._sent

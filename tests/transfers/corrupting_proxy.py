@@ -9,25 +9,35 @@ moto 5.2.5 stores the ``x-amz-checksum-*`` value a request carries without compa
 body, unlike S3. With ``s3_checksums=True`` the proxy does what S3 documents instead: a request
 whose body does not match its ``x-amz-checksum-sha256`` is answered ``400 BadDigest`` and never
 reaches moto.
+
+The GCS emulator checks the ``crc32c`` an object's metadata states, but not the ``x-goog-hash``
+that google-cloud-storage sends with the last chunk of a resumable upload, when the object's
+CRC32C is only known at its end. With ``gcs_final_hashes=True`` the proxy does what GCS does with
+it: it keeps the bytes of each resumable session it forwards, and answers ``400`` to a chunk
+whose ``x-goog-hash`` is not the CRC32C of the whole object, before the emulator finalizes it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import socket
 import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+import google_crc32c
 
 _HEAD_END = b"\r\n\r\n"
 _BAD_DIGEST = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>BadDigest</Code>'
     b"<Message>The SHA256 you specified did not match the calculated checksum.</Message></Error>"
 )
+_GCS_MISMATCH = b'{"error": {"code": 400, "message": "Provided CRC32C does not match the object."}}'
 
 
 @dataclass
@@ -37,10 +47,14 @@ class ProxyState:
 
     :param marker: the bytes whose first byte is flipped in a body, while armed.
     :param s3_checksums: refuse a body that does not match its ``x-amz-checksum-sha256``, as S3 does.
+    :param gcs_final_hashes: refuse a resumable upload's last chunk whose ``x-goog-hash`` CRC32C
+        is not the whole object's, as GCS does.
     """
 
     marker: bytes
     s3_checksums: bool = False
+    gcs_final_hashes: bool = False
+    sessions: dict[str, bytes] = field(default_factory=dict)
     armed: bool = False
     corrupted: int = 0
     refused: int = 0
@@ -91,6 +105,36 @@ def _sha256_b64(body: bytes) -> str:
     return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
 
 
+def _crc32c_b64(body: bytes) -> str:
+    return base64.b64encode(google_crc32c.Checksum(body).digest()).decode("ascii")
+
+
+def _gcs_final_hash_mismatch(
+    state: ProxyState, path: str, headers: list[tuple[str, str]], body: bytes
+) -> bool:
+    """Record a resumable chunk; whether it states a CRC32C other than the whole object's."""
+    session = parse_qs(urlsplit(path).query).get("upload_id")
+    if not session:
+        return False
+    with state.lock:
+        received = state.sessions.get(session[0], b"") + body
+        state.sessions[session[0]] = received
+    claimed = re.search(r"crc32c=([^,\s]+)", _header(headers, "x-goog-hash") or "")
+    return claimed is not None and claimed.group(1) != _crc32c_b64(received)
+
+
+def _refuse(conn: socket.socket, state: ProxyState, content_type: bytes, body: bytes) -> None:
+    with state.lock:
+        state.refused += 1
+    conn.sendall(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: "
+        + content_type
+        + b"\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+
+
 class _Handler(socketserver.BaseRequestHandler):
     server: _ProxyServer
 
@@ -112,13 +156,10 @@ class _Handler(socketserver.BaseRequestHandler):
                 body, state.corrupted = flipped, state.corrupted + 1
         claimed = _header(headers, "x-amz-checksum-sha256")
         if state.s3_checksums and claimed is not None and claimed != _sha256_b64(body):
-            with state.lock:
-                state.refused += 1
-            conn.sendall(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\n"
-                + f"Content-Length: {len(_BAD_DIGEST)}\r\nConnection: close\r\n\r\n".encode()
-                + _BAD_DIGEST
-            )
+            _refuse(conn, state, b"application/xml", _BAD_DIGEST)
+            return
+        if state.gcs_final_hashes and _gcs_final_hash_mismatch(state, path, headers, body):
+            _refuse(conn, state, b"application/json", _GCS_MISMATCH)
             return
         kept = [(key, value) for key, value in headers if key.lower() not in {"connection", "expect"}]
         forwarded = "\r\n".join(
@@ -155,7 +196,7 @@ class CorruptingProxy:
 
 @contextmanager
 def corrupting_proxy(
-    upstream_url: str, marker: bytes, *, s3_checksums: bool = False
+    upstream_url: str, marker: bytes, *, s3_checksums: bool = False, gcs_final_hashes: bool = False
 ) -> Iterator[CorruptingProxy]:
     """
     Run a proxy to ``upstream_url`` (``http://127.0.0.1:<port>``) on a free port, until the block ends.
@@ -163,9 +204,10 @@ def corrupting_proxy(
     :param upstream_url: the storage server's base URL.
     :param marker: the bytes whose first byte is flipped in a request body, while armed.
     :param s3_checksums: answer ``BadDigest`` to a body that does not match its SHA-256 header.
+    :param gcs_final_hashes: answer ``400`` to a resumable upload's last chunk whose CRC32C is wrong.
     """
     parts = urlsplit(upstream_url)
-    state = ProxyState(marker=marker, s3_checksums=s3_checksums)
+    state = ProxyState(marker=marker, s3_checksums=s3_checksums, gcs_final_hashes=gcs_final_hashes)
     server = _ProxyServer((parts.hostname or "127.0.0.1", parts.port or 80), state)
     thread = threading.Thread(target=server.serve_forever, name="corrupting-proxy", daemon=True)
     thread.start()

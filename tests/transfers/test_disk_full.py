@@ -23,7 +23,7 @@ from airflow_provider_cloud4wi.testing import Cloud4WiSimulator
 UTC = dt.timezone.utc
 #: One day of the simulator's data, about 1.6 MB as plain JSON Lines: more than the disk holds.
 WINDOW = (dt.datetime(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 3, tzinfo=UTC))
-#: An export written to local files on both stores (on S3 one unpartitioned JSON Lines object
+#: An export written to local files on both stores (one unpartitioned JSON Lines object
 #: goes up while it is written and needs no local disk: see the last test).
 PLAIN: dict[str, Any] = {"compression": None, "partition_by": "event_type"}
 
@@ -109,12 +109,9 @@ def test_a_full_system_temporary_directory_names_it_too(
     assert os.listdir(small_disk) == []
 
 
-def test_one_json_lines_object_on_s3_needs_no_local_disk(
+def test_one_json_lines_object_needs_no_local_disk(
     storage: StorageCase, sim: Cloud4WiSimulator, small_disk: Path
 ) -> None:
-    if storage.bucket.scheme != "s3":
-        pytest.skip("GCS exports are written to a local file first")
-
     result = storage.run(*WINDOW, local_temp_dir=str(small_disk), compression=None)
 
     expected = list(sim.expected_events(*WINDOW))

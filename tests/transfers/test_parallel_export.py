@@ -19,7 +19,7 @@ FAULTS = Faults(
 )
 
 
-@pytest.mark.parametrize("max_concurrency", [4, 8])
+@pytest.mark.parametrize("max_concurrency", [4, 16])
 def test_a_parallel_export_writes_the_sequential_exports_bytes(
     storage: StorageCase, sim: Cloud4WiSimulator, max_concurrency: int
 ) -> None:

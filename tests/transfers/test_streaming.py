@@ -7,17 +7,22 @@ import hashlib
 
 import pytest
 
+from airflow_provider_cloud4wi.transfers.checksums import Checksum
 from airflow_provider_cloud4wi.transfers.streaming import PartStream, PartUploadError
 
 
 class FakeUpload:
     """Records the parts sent and an object stored whole; fails on part ``fail_on`` if given."""
 
-    def __init__(self, part_bytes: int, fail_on: int | None = None) -> None:
+    def __init__(
+        self, part_bytes: int, fail_on: int | None = None, checksum_algorithm: str = "SHA256"
+    ) -> None:
         self.part_bytes = part_bytes
+        self.checksum_algorithm = checksum_algorithm
         self.fail_on = fail_on
         self.parts: list[tuple[int, bytes]] = []
         self.whole: bytes | None = None
+        self.whole_checksum: str | None = None
         self.completed = False
 
     def send(self, number: int, data: bytes) -> None:
@@ -28,9 +33,8 @@ class FakeUpload:
     def complete(self) -> None:
         self.completed = True
 
-    def put_whole(self, data: bytes, sha256: str) -> None:
-        assert sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
-        self.whole = data
+    def put_whole(self, data: bytes, checksum: str) -> None:
+        self.whole, self.whole_checksum = data, checksum
 
     def abort(self) -> None:
         """Not used by the stream itself."""
@@ -49,7 +53,7 @@ def test_parts_are_at_least_the_part_size_in_order_and_add_up_to_the_bytes_writt
     assert [len(data) for _, data in upload.parts] == [12, 12, 12]
     assert b"".join(data for _, data in upload.parts) == b"".join(chunks)
     whole = base64.b64encode(hashlib.sha256(b"".join(chunks)).digest()).decode()
-    assert (streamed.size_bytes, streamed.sha256, streamed.parts) == (36, whole, 3)
+    assert (streamed.size_bytes, streamed.checksum, streamed.parts) == (36, Checksum("SHA256", whole), 3)
 
 
 def test_a_failed_part_is_raised_to_the_writer_with_the_stores_error_as_its_cause() -> None:
@@ -85,6 +89,8 @@ def test_a_stream_smaller_than_one_part_sends_no_part_and_is_stored_whole() -> N
 
     assert (upload.parts, upload.whole, upload.completed) == ([], b"12345678", False)
     assert (streamed.size_bytes, streamed.parts) == (8, 1)
+    assert upload.whole_checksum == streamed.checksum.value
+    assert streamed.checksum.value == base64.b64encode(hashlib.sha256(b"12345678").digest()).decode()
 
 
 def test_a_stream_of_several_parts_is_completed_not_stored_whole() -> None:
@@ -120,3 +126,17 @@ def test_parts_grow_after_a_thousand_so_any_object_fits_in_ten_thousand() -> Non
 
     assert len(upload.parts) == 1_001
     assert upload.parts[-1] == (1_001, b"ab")
+
+
+def test_the_stream_hashes_with_the_checksum_its_store_verifies() -> None:
+    import google_crc32c
+
+    upload = FakeUpload(part_bytes=10, checksum_algorithm="CRC32C")
+    stream = PartStream(upload)
+    stream.write(bytearray(b"0123456789abc"))  # one part; the compressor hands bytearrays
+    stream.write(b"def")
+
+    streamed = stream.finish()
+
+    crc32c = base64.b64encode(google_crc32c.Checksum(b"0123456789abcdef").digest()).decode()
+    assert streamed.checksum == Checksum("CRC32C", crc32c)

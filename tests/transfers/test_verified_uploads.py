@@ -21,6 +21,7 @@ import pytest
 from corrupting_proxy import CorruptingProxy, corrupting_proxy
 from storage_servers import AWS_REGION, GCSBucketView, LocalServer, S3BucketView
 
+from airflow_provider_cloud4wi.transfers.base import Cloud4WiEventsTransferBaseOperator
 from airflow_provider_cloud4wi.transfers.checksums import Checksum, file_checksum
 from airflow_provider_cloud4wi.transfers.events_to_gcs import Cloud4WiEventsToGCSOperator
 from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
@@ -209,8 +210,9 @@ def _gcs_operator(gcs_bucket: GCSBucketView) -> Cloud4WiEventsToGCSOperator:
 def gcs_proxy(
     gcs_bucket: GCSBucketView, gcs_emulator: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[CorruptingProxy]:
-    """The operators' GCS clients sent through a corrupting proxy to the emulator."""
-    with corrupting_proxy(gcs_emulator.url, MARKER) as proxy:
+    """The operators' GCS clients sent through a corrupting proxy to the emulator (and GCS's check of
+    a resumable upload's final CRC32C, which the emulator lacks)."""
+    with corrupting_proxy(gcs_emulator.url, MARKER, gcs_final_hashes=True) as proxy:
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
         yield proxy
 
@@ -296,9 +298,10 @@ def test_gcs_lists_reads_and_has_no_uploads_to_abort(gcs_bucket: GCSBucketView, 
     assert operator.abort_open_uploads(gcs_bucket.name, "a/", lambda key, initiated: True) == []
 
 
-def _stream(operator: Cloud4WiEventsToS3Operator, bucket: str, key: str, data: bytes) -> Any:
+def _stream(operator: Cloud4WiEventsTransferBaseOperator, bucket: str, key: str, data: bytes) -> Any:
     """Write ``data`` through a part upload of ``key`` in 1 MiB writes; the finished stream."""
     upload = operator.open_part_upload(bucket, key, MEDIA_TYPE)
+    assert upload is not None
     sink = PartStream(upload)
     try:
         for start in range(0, len(data), MIB):
@@ -320,7 +323,7 @@ def test_s3_stores_an_object_streamed_in_verified_parts_with_its_sha256(
     streamed = _stream(_s3_operator(s3_bucket), s3_bucket.name, "streamed.jsonl", data)
 
     assert streamed.parts == 3  # 5 MiB, 5 MiB, then the last 1 MiB
-    assert streamed.sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert streamed.checksum == Checksum("SHA256", base64.b64encode(hashlib.sha256(data).digest()).decode())
     assert s3_bucket.read("streamed.jsonl") == data
     assert s3_proxy.state.refused == 0
 
@@ -359,7 +362,7 @@ def test_s3_stores_a_streamed_object_under_one_part_in_one_put_with_its_sha256(
 
     ((method, path, headers),) = s3_proxy.state.requests
     assert (method, "?" in path) == ("PUT", False)
-    assert headers["x-amz-checksum-sha256"] == streamed.sha256
+    assert headers["x-amz-checksum-sha256"] == streamed.checksum.value
     assert s3_bucket.read("small.jsonl") == data
 
 
@@ -377,3 +380,73 @@ def test_s3_refuses_a_corrupted_streamed_object_under_one_part_and_keeps_the_pre
 
     assert s3_proxy.state.refused == 1
     assert s3_bucket.read("kept.jsonl") == b"the previous export"
+
+
+def _crc32c(data: bytes) -> str:
+    import google_crc32c
+
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+def test_gcs_streams_an_object_in_chunks_and_states_its_crc32c_with_the_last_one(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    data = _write(tmp_path / "object", 19 * MIB).read_bytes()
+
+    streamed = _stream(_gcs_operator(gcs_bucket), gcs_bucket.name, "streamed.jsonl", data)
+
+    assert streamed.checksum == Checksum("CRC32C", _crc32c(data))
+    assert gcs_bucket.read("streamed.jsonl") == data
+    chunks = [headers for method, path, headers in gcs_proxy.state.requests if "upload_id=" in path]
+    assert len(chunks) == 3  # 8 MiB, 8 MiB, then the last 3 MiB
+    assert [chunk.get("x-goog-hash") for chunk in chunks] == [None, None, f"crc32c={streamed.checksum.value}"]
+    assert chunks[-1]["content-range"].endswith(f"/{len(data)}")
+    assert gcs_proxy.state.refused == 0
+
+
+def test_gcs_refuses_a_corrupted_streamed_object_and_keeps_the_previous_one(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    gcs_bucket.put("kept.jsonl", b"the previous export")
+    data = _write(tmp_path / "object", 19 * MIB, marker_at=MIB).read_bytes()
+    gcs_proxy.state.armed = True
+
+    from google.cloud.storage.exceptions import InvalidResponse
+
+    with pytest.raises(InvalidResponse, match="400"):
+        _stream(_gcs_operator(gcs_bucket), gcs_bucket.name, "kept.jsonl", data)
+
+    assert (gcs_proxy.state.corrupted, gcs_proxy.state.refused) == (1, 1)
+    assert gcs_bucket.read("kept.jsonl") == b"the previous export"
+    cancels = [path for method, path, _ in gcs_proxy.state.requests if method == "DELETE"]
+    assert len(cancels) == 1
+    assert "upload_id=" in cancels[0]
+
+
+@pytest.mark.parametrize("size", [0, 2 * MIB], ids=["empty", "2MiB"])
+def test_gcs_stores_a_streamed_object_under_one_part_in_one_request_with_its_crc32c(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path, size: int
+) -> None:
+    data = _write(tmp_path / "object", size).read_bytes() if size else b""
+
+    streamed = _stream(_gcs_operator(gcs_bucket), gcs_bucket.name, "small.jsonl", data)
+
+    # (the client also reads the bucket's metadata once: not an upload)
+    ((method, path, _),) = [request for request in gcs_proxy.state.requests if request[0] != "GET"]
+    assert (method, "uploadType=multipart" in path) == ("POST", True)
+    assert streamed.checksum == Checksum("CRC32C", _crc32c(data))
+    assert gcs_bucket.read("small.jsonl") == data
+
+
+def test_gcs_refuses_a_corrupted_streamed_object_under_one_part_and_keeps_the_previous_one(
+    gcs_bucket: GCSBucketView, gcs_proxy: CorruptingProxy, tmp_path: Path
+) -> None:
+    gcs_bucket.put("kept.jsonl", b"the previous export")
+    data = _write(tmp_path / "object", 2 * MIB, marker_at=MIB).read_bytes()
+    gcs_proxy.state.armed = True
+
+    with pytest.raises(Exception, match="CRC32C"):
+        _stream(_gcs_operator(gcs_bucket), gcs_bucket.name, "kept.jsonl", data)
+
+    assert gcs_proxy.state.corrupted == 1
+    assert gcs_bucket.read("kept.jsonl") == b"the previous export"
