@@ -2,11 +2,11 @@
 
 :class:`PartStream` is the writable sink the export's lines are compressed into. It gathers the
 bytes into parts of at least the store's part size, hashes the whole object as it goes (with the
-checksum the store verifies), and hands
-each part to one uploader thread, at most one part waiting: the pull, the compression and the
-upload overlap, and memory holds about three parts whatever the window holds. An object smaller
-than one part is stored whole in one request, as a file would be. This module knows nothing of a
-particular store: :class:`PartUpload` is what a store provides.
+checksum the store verifies), and hands each part to one uploader thread, at most one part
+waiting: the pull, the compression and the upload overlap, and memory holds about three parts
+whatever the window holds. An object smaller than one part is stored whole in one request, as a
+file would be. This module knows nothing of a particular store: :class:`PartUpload` is what a
+store provides.
 """
 
 from __future__ import annotations

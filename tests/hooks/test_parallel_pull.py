@@ -61,9 +61,10 @@ def test_slices_that_scroll_through_one_busy_second_survive_resent_duplicates_an
 ) -> None:
     # Events come three to a second: a page of four that ends on a whole burst is not cut (a fresh
     # query from that second would send three of its four events again), so the slice scrolls on
-    # and continuations, where duplicates and expiry strike, happen inside slices (expiry made
-    # three times as likely, as a few dozen continuations are all a slice of an hour sends).
-    faults = dataclasses.replace(EVERY_FAULT, scroll_expiry=0.15)
+    # and continuations, where duplicates and expiry strike, happen inside slices (both made
+    # more likely, as a few dozen continuations are all a slice of an hour sends, fewer when
+    # the slices are cut finer on a loaded machine).
+    faults = dataclasses.replace(EVERY_FAULT, duplicates=0.4, scroll_expiry=0.3)
     sim = cloud4wi_simulator_factory(events_per_hour=900, token_lifetime=3.0, faults=faults)
     end = DAY_START + HOUR
     pull = hook_for(sim).iter_event_lines(DAY_START, end, page_size=4, max_concurrency=max_concurrency)
