@@ -102,11 +102,7 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
         """
         if checksum.algorithm != self.checksum_algorithm:
             raise ValueError(f"GCS uploads are verified with CRC32C, not {checksum.algorithm}.")
-        blob = self.gcs_hook.get_conn().bucket(bucket).blob(key)
-        blob.crc32c = checksum.value
-        blob.upload_from_filename(
-            str(path), content_type=media_type, checksum="md5", crc32c_checksum_value=checksum.value
-        )
+        _upload_verified(self.gcs_hook.get_conn().bucket(bucket).blob(key), path, media_type, checksum.value)
 
     def open_part_upload(self, bucket: str, key: str, media_type: str) -> PartUpload:
         """
@@ -172,6 +168,19 @@ class Cloud4WiEventsToGCSOperator(Cloud4WiEventsTransferBaseOperator):
         return []
 
 
+def _upload_verified(blob: Any, source: Path | bytes, media_type: str, crc32c: str) -> None:
+    """
+    Upload a file or bytes to ``blob`` with ``crc32c`` stated in its metadata, which GCS compares
+    with the whole object before creating it (see :meth:`Cloud4WiEventsToGCSOperator.upload_file`).
+    """
+    blob.crc32c = crc32c
+    options = {"content_type": media_type, "checksum": "md5", "crc32c_checksum_value": crc32c}
+    if isinstance(source, Path):
+        blob.upload_from_filename(str(source), **options)
+    else:
+        blob.upload_from_string(source, **options)
+
+
 #: GCS takes resumable chunks in multiples of 256 KiB and advises at least 8 MiB per chunk.
 _PART_BYTES = 8 * 1024 * 1024
 
@@ -208,10 +217,7 @@ class _GCSPartUpload:
         self._writer.close()
 
     def put_whole(self, data: bytes, checksum: str) -> None:
-        self._blob.crc32c = checksum
-        self._blob.upload_from_string(
-            data, content_type=self._media_type, checksum="md5", crc32c_checksum_value=checksum
-        )
+        _upload_verified(self._blob, data, self._media_type, checksum)
 
     def abort(self) -> None:
         if self._writer is None or self._writer._upload_and_transport is None:
