@@ -220,10 +220,17 @@ class _GCSPartUpload:
         _upload_verified(self._blob, data, self._media_type, checksum)
 
     def abort(self) -> None:
-        if self._writer is None or self._writer._upload_and_transport is None:
+        if self._writer is None:
             return
-        # BlobWriter.terminate() sends its DELETE to the URL that starts uploads, not to the
-        # session, which then stays open (invisible) for a week; cancel the session itself.
-        upload, transport = self._writer._upload_and_transport
-        with contextlib.suppress(Exception):
-            transport.delete(upload.resumable_url)
+        try:
+            if self._writer._upload_and_transport is not None:
+                # BlobWriter.terminate() sends its DELETE to the URL that starts uploads, not to
+                # the session, which then stays open (invisible) for a week; cancel the session.
+                upload, transport = self._writer._upload_and_transport
+                with contextlib.suppress(Exception):
+                    transport.delete(upload.resumable_url)
+        finally:
+            # A BlobWriter is a file object: when it is collected, io's finalizer calls close(),
+            # which would send what it still holds as the final chunk and publish a truncated
+            # object (should the DELETE have failed). Closing its buffer makes close() send nothing.
+            self._writer._buffer.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import hashlib
 import re
 from collections.abc import Callable, Iterator
@@ -449,4 +450,21 @@ def test_gcs_refuses_a_corrupted_streamed_object_under_one_part_and_keeps_the_pr
         _stream(_gcs_operator(gcs_bucket), gcs_bucket.name, "kept.jsonl", data)
 
     assert gcs_proxy.state.corrupted == 1
+    assert gcs_bucket.read("kept.jsonl") == b"the previous export"
+
+
+def test_an_aborted_gcs_stream_publishes_nothing_even_when_its_writer_is_collected(
+    gcs_bucket: GCSBucketView, tmp_path: Path
+) -> None:
+    # The emulator does not implement cancelling a session (it answers 501), as a lost DELETE on
+    # GCS would leave it open: the writer, a file object, must not finalize it when collected.
+    gcs_bucket.put("kept.jsonl", b"the previous export")
+    upload = _gcs_operator(gcs_bucket).open_part_upload(gcs_bucket.name, "kept.jsonl", MEDIA_TYPE)
+    upload.send(1, _write(tmp_path / "part", 9 * MIB).read_bytes())  # one 8 MiB chunk goes up
+
+    upload.abort()
+    del upload
+    gc.collect()
+
+    assert gcs_bucket.keys() == ["kept.jsonl"]
     assert gcs_bucket.read("kept.jsonl") == b"the previous export"
