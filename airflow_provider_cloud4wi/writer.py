@@ -35,6 +35,7 @@ __all__ = [
     "media_type",
     "stdlib_gzip",
     "threaded_isal_gzip",
+    "write_blocks",
     "write_parts",
     "write_stream",
 ]
@@ -56,7 +57,7 @@ _FLUSH_BYTES = 1 << 20
 class CompressedStream(Protocol):
     """What a :data:`GzipFactory` returns: bytes in, compressed bytes out to the wrapped file."""
 
-    def write(self, data: bytes | bytearray, /) -> int:
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
         """Compress ``data`` into the wrapped file."""
         ...
 
@@ -68,7 +69,7 @@ class CompressedStream(Protocol):
 class BinarySink(Protocol):
     """Where :func:`write_stream` writes: any object with a binary ``write`` and a ``flush``."""
 
-    def write(self, data: bytes | bytearray, /) -> int:
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
         """Take ``data``; return how many bytes were taken (all)."""
         ...
 
@@ -231,6 +232,29 @@ class _Lines:
         # Handing the compressor one large block instead of one line at a time is much faster.
         if len(self.buffer) >= _FLUSH_BYTES:
             self.flush()
+
+    def add_block(self, block: bytes) -> None:
+        """
+        Add lines already joined, each ending with a line break.
+
+        They go on in chunks of exactly ``_FLUSH_BYTES``, wherever the blocks begin and end: the
+        compressed bytes then depend on the lines only, not on how the pull cut them into pages.
+        """
+        self.events += block.count(b"\n")
+        sink = self._compressor or self._raw
+        rest = memoryview(block)
+        if self.buffer:
+            room = _FLUSH_BYTES - len(self.buffer)
+            self.buffer += rest[:room]
+            rest = rest[room:]
+            if len(self.buffer) < _FLUSH_BYTES:
+                return
+            sink.write(self.buffer)
+            self.buffer.clear()
+        while len(rest) >= _FLUSH_BYTES:
+            sink.write(rest[:_FLUSH_BYTES])
+            rest = rest[_FLUSH_BYTES:]
+        self.buffer += rest
 
     def flush(self) -> None:
         if self.buffer:
@@ -435,12 +459,44 @@ def write_stream(
     :param compression: ``"gzip"`` (default) or None.
     :param gzip_factory: the compressor used when ``compression`` is ``"gzip"``.
     """
+
+    def add_all(lines: _Lines) -> None:
+        for document in documents:
+            lines.add(document if isinstance(document, bytes) else _dumps(document))
+
+    return _write_lines(add_all, raw, compression, gzip_factory)
+
+
+def write_blocks(
+    blocks: Iterable[bytes],
+    raw: BinarySink,
+    *,
+    compression: str | None = "gzip",
+    gzip_factory: GzipFactory = default_gzip,
+) -> int:
+    """
+    :func:`write_stream` for lines already joined into blocks; return how many lines.
+
+    :param blocks: JSON Lines text, every line ending with a line break (as
+        ``Cloud4WiHook.iter_event_blocks`` yields it); each block is written as it is.
+    Other parameters as for :func:`write_stream`.
+    """
+
+    def add_all(lines: _Lines) -> None:
+        for block in blocks:
+            lines.add_block(block)
+
+    return _write_lines(add_all, raw, compression, gzip_factory)
+
+
+def _write_lines(
+    add_all: Callable[[_Lines], None], raw: BinarySink, compression: str | None, gzip_factory: GzipFactory
+) -> int:
     check_compression(compression)
     # The compressors take a file object; they call only write and flush on it.
     lines = _Lines(cast(IO[bytes], raw), gzip_factory if compression == "gzip" else None)
     try:
-        for document in documents:
-            lines.add(document if isinstance(document, bytes) else _dumps(document))
+        add_all(lines)
         lines.flush()
     finally:
         lines.close()

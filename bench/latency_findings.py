@@ -64,8 +64,9 @@ def _slices(report: Report, goal: str, run: Run) -> str:
     wall = run.result.wall_seconds if run.result else math.nan
     return (
         f"Slices: {len(slices)}, {median(pages):.0f} pages on median (min {min(pages)}, max "
-        f"{max(pages)}); their workers spent {blocked:.1f}s in all waiting for room in the shared "
-        "buffer (pages of later slices waiting for the consumer to reach them). The first slice "
+        f"{max(pages)}); their workers spent {blocked:.1f}s in all waiting, before a request, for "
+        "room in the shared buffer budget (pages of later slices waiting for the consumer to reach "
+        "them, and requests in flight). The first slice "
         f"started at {started:.1f}s and the last ended at {ended:.1f}s; the {wall - ended:.1f}s "
         "after that finished the gzip stream and the upload (its last part, and the manifest)."
     )

@@ -297,9 +297,10 @@ class Report:
             "The floor is the requests the run made times the latency, divided by the requests that may "
             "be in flight (k, or the server's limit if lower). Slices: the time slices the pull ended up "
             "with, their pages, when the first started and the last ended, and the seconds their workers "
-            "spent blocked handing batches to the consumer. Limiter: the client's changes of its limit "
-            "(time since the clock started: new limit). Pool full: urllib3's \"Connection pool is full, "
-            "discarding connection\" warnings in the run's log (a connection closed after its request).",
+            "spent waiting, before a request, for room in the shared buffer budget. Limiter: the "
+            "client's changes of its limit (time since the clock started: new limit). Pool full: "
+            "urllib3's \"Connection pool is full, discarding connection\" warnings in the run's log "
+            "(a connection closed after its request).",
             "",
             "| row | wall s | requests | floor s | slices | pages per slice | slices from-to s | workers "
             "blocked s | limiter | 429s seen / sent | pool full |",

@@ -49,7 +49,7 @@ class PullObserver:
             pass
 
     def _wrap_slicer(self, cls: type) -> None:
-        run, put = cls._run, cls._put  # type: ignore[attr-defined]
+        run, reserve = cls._run, cls._reserve  # type: ignore[attr-defined]
         observer = self
 
         @functools.wraps(run)
@@ -61,16 +61,16 @@ class PullObserver:
             finally:
                 record["end"] = observer.now()
 
-        @functools.wraps(put)
-        def timed_put(self: Any, piece: Any, item: Any) -> None:
+        @functools.wraps(reserve)
+        def timed_reserve(self: Any, piece: Any) -> int:
             began = time.perf_counter()
             try:
-                put(self, piece, item)
+                return int(reserve(self, piece))
             finally:
                 record = observer.slice_record(piece)
                 record["blocked"] += time.perf_counter() - began
 
-        cls._run, cls._put = timed_run, timed_put  # type: ignore[attr-defined]
+        cls._run, cls._reserve = timed_run, timed_reserve  # type: ignore[attr-defined]
 
     def _wrap_limiter(self, cls: type) -> None:
         rate_limited, succeeded = cls.rate_limited, cls.succeeded  # type: ignore[attr-defined]

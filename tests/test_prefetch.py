@@ -129,8 +129,9 @@ def test_a_failing_writer_closes_the_session_of_a_pull_blocked_in_a_request(
 
     monkeypatch.setattr(requests.Session, "close", close)
     monkeypatch.setattr(Cloud4WiHook, "iter_event_lines", lines)
-    if streamed:  # one JSON Lines object on S3 goes up while it is written
-        monkeypatch.setattr(base, "write_stream", failing_stream)
+    monkeypatch.setattr(Cloud4WiHook, "iter_event_blocks", lines)
+    if streamed:  # one JSON Lines object on S3 goes up while it is written, a page's block at a time
+        monkeypatch.setattr(base, "write_blocks", failing_stream)
     else:
         monkeypatch.setattr(base, "write_export_files", failing_writer)
     operator = Cloud4WiEventsToS3Operator(

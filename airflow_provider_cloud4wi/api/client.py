@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,13 @@ MAX_REFUSED_FRESH_LOGINS = 3
 DEFAULT_MAX_CONCURRENCY = 4
 #: Requests sent with one fresh token while it is refused: a gateway may take a moment to know it.
 TRIES_PER_FRESH_TOKEN = 4
+
+
+def _lines_of_blocks(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    for block in blocks:
+        lines = block.split(b"\n")
+        lines.pop()  # what follows the last line break: nothing
+        yield from lines
 
 
 class EventsClient:
@@ -221,7 +229,7 @@ class EventsClient:
             sequential pull; 1 pulls sequentially. Default: the client's.
         """
         args = (window_start, window_end, event_types, customer_id, organization_id, page_size)
-        return self._start(*args, max_concurrency, lines=False)
+        return self._start(*args, max_concurrency, lines=False, each=itertools.chain.from_iterable)
 
     def iter_event_lines(
         self,
@@ -236,12 +244,34 @@ class EventsClient:
     ) -> EventPull[bytes]:
         """The events of :meth:`iter_events` as compact JSON lines (the API's own text where it can)."""
         args = (window_start, window_end, event_types, customer_id, organization_id, page_size)
-        return self._start(*args, max_concurrency, lines=True)
+        return self._start(*args, max_concurrency, lines=True, each=_lines_of_blocks)
 
-    def _start(self, *args: Any, lines: bool) -> EventPull[Any]:
-        """A lazy pull of :meth:`_pull` with its statistics; nothing is requested yet."""
+    def iter_event_blocks(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        *,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        organization_id: str | None = None,
+        page_size: int = protocol.MAX_PAGE_SIZE,
+        max_concurrency: int | None = None,
+    ) -> EventPull[bytes]:
+        """
+        The lines of :meth:`iter_event_lines`, a page's worth at a time: each block is the new
+        events of one page as JSON Lines text, every line ending with a line break. Writing
+        whole blocks spares a consumer a Python step per event.
+        """
+        args = (window_start, window_end, event_types, customer_id, organization_id, page_size)
+        return self._start(*args, max_concurrency, lines=True, each=iter)
+
+    def _start(
+        self, *args: Any, lines: bool, each: Callable[[Iterator[Any]], Iterator[Any]]
+    ) -> EventPull[Any]:
+        """A lazy pull of :meth:`_pull`'s batches, handed on by ``each``; nothing is requested yet."""
         stats = PullStats()
-        return EventPull(self._pull(*args, stats=stats, lines=lines), stats)
+        batches = self._pull(*args, stats=stats, lines=lines)
+        return EventPull(each(batches), stats, source=batches)
 
     def _pull(
         self,

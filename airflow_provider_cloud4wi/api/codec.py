@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 loads: Callable[[bytes], Any]
 dumps: Callable[[Any], bytes]
@@ -74,12 +75,48 @@ if msgspec is not None:
     _RAW_PAGE = msgspec.json.Decoder(_RawPage)
     _EVENT_KEYS = msgspec.json.Decoder(_EventKeys)
 
+    # The same three fields in their usual form, checked by msgspec for a whole page at once: a
+    # page that passes needs no per-event test of types and forms. ``gc=False``: these structs
+    # hold only strings, and untracked objects cost the collector nothing.
+    class _UsualBody(msgspec.Struct, gc=False):
+        type: str
+        id: Annotated[str, msgspec.Meta(min_length=1)]
+
+    class _UsualWhen(msgspec.Struct, gc=False):
+        # The final "Z" is checked apart (:func:`_usual_keys`): a pattern here doubles the decode.
+        createdAt: Annotated[str, msgspec.Meta(min_length=20, max_length=20)]
+
+    class _UsualEvent(msgspec.Struct, gc=False):
+        event: _UsualBody
+        when: _UsualWhen
+
+    class _UsualPage(msgspec.Struct, gc=False):
+        events: list[_UsualEvent]
+
+    _USUAL_PAGE = msgspec.json.Decoder(_UsualPage)
+
+
+@dataclass(frozen=True)
+class UsualKeys:
+    """
+    The keys of a page whose every event has them in their usual form: strings, a non-empty id
+    and ``when.createdAt`` as ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    :param events: per event, ``.event.type``, ``.event.id`` and ``.when.createdAt``.
+    :param created: per event, ``when.createdAt``.
+    """
+
+    events: list[Any]
+    created: list[str]
+
 
 class RawEvents(list):  # type: ignore[type-arg]
     """A page's events as raw JSON slices (``msgspec.Raw``), from :func:`parse_events_page`."""
 
     #: Whether the body had line breaks between tokens, so a slice may span lines.
     multiline = False
+    #: The page's keys when every event has them in their usual form, else None.
+    usual_keys: UsualKeys | None = None
 
 
 def parse_events_page(data: bytes, *, raw: bool) -> Any:
@@ -102,10 +139,25 @@ def parse_events_page(data: bytes, *, raw: bool) -> Any:
     # A JSON string cannot hold a raw line break, so one anywhere in the body is whitespace between
     # tokens: the API's compact bodies have none, and then every slice is a single line as it is.
     events.multiline = b"\n" in data or b"\r" in data
+    if not events.multiline:
+        events.usual_keys = _usual_keys(data)
     result: dict[str, Any] = {"events": events}
     if page.scrollId is not None:
         result["scrollId"] = page.scrollId
     return result
+
+
+def _usual_keys(data: bytes) -> UsualKeys | None:
+    """Every event's type, id and creation time, decoded in one pass; None if any is unusual."""
+    try:
+        events = _USUAL_PAGE.decode(data).events
+    except ValueError:  # a type the page does not have, or text that is not UTF-8: unusual
+        return None
+    created = [event.when.createdAt for event in events]
+    # Every 20th character of the joined times is a time's last: one "Z" each, or not usual.
+    if "".join(created)[19::20].count("Z") != len(created):
+        return None
+    return UsualKeys(events, created)
 
 
 def event_keys_decoder() -> tuple[Callable[[Any], Any], type[Exception]]:

@@ -25,6 +25,16 @@ from airflow_provider_cloud4wi.api.retry import RetryPolicy
 from airflow_provider_cloud4wi.windows import Window
 
 _LOST_SCROLL_STATUSES = (400, 404, 410)
+#: What a sliced pull may hold at once in batches waiting for the consumer and requests in flight:
+#: about eight full pages of JSON lines, whatever the window holds.
+BUFFER_BUDGET_BYTES = 48 * 1024 * 1024
+#: Bytes a parsed document is counted as in that budget (an event's JSON text is ~0.5 KB; its
+#: dicts take a few times more).
+_DOCUMENT_BYTES = 2048
+
+
+def _weigh_documents(batch: list[Any]) -> int:
+    return len(batch) * _DOCUMENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,13 @@ class PageLoop:
 
         first, last = query.bounds
         yield from SlicedPull(
-            pull_slice, first, last, max_concurrency=max_concurrency, stats=stats, batch_size=query.page_size
+            pull_slice,
+            first,
+            last,
+            max_concurrency=max_concurrency,
+            stats=stats,
+            weigh=len if query.lines else _weigh_documents,
+            budget_bytes=BUFFER_BUDGET_BYTES,
         )
 
     def pages(
@@ -90,7 +106,9 @@ class PageLoop:
         Drive one pull: a scroll where the endpoint has one, else fresh queries from the time cursor.
 
         Both end the same way whatever goes wrong in between: every event of the window delivered
-        once, because a lost scroll only ever falls back to a fresh query from the cursor.
+        once, because a lost scroll only ever falls back to a fresh query from the cursor. Yields
+        one batch per page that brought anything new: a block of JSON lines (``bytes``, each line
+        ending with a line break) with ``query.lines``, else a list of documents.
         """
         cursor = TimeCursor(query.bounds[0])
         delivery = Delivery(window, cursor, stats, self.log, label)
@@ -99,17 +117,24 @@ class PageLoop:
         while True:
             page, from_fresh_query = self._next_page(query, scroll, cursor, stats)
             events: list[Any] = page["events"]
+            received = len(events)
             progress.page_arrived()
             delivered_before, second_before = stats.events, cursor.second
-            yield from delivery.page(events, lines=query.lines)
-            if not events:
+            batch = delivery.block(events) if query.lines else list(delivery.page(events, lines=False))
+            # The reply is let go before the batch is handed on: a consumer that is slow to take
+            # it then holds the batch only, not the page it came from as well.
+            del page, events
+            if batch:
+                yield batch
+            del batch  # nor the batch while the next page is fetched
+            if not received:
                 return
             progress.page_delivered(stats.events - delivered_before, cursor.second != second_before)
             if not from_fresh_query:
                 continue
             # A short first page holds everything left. A full one that brought nothing new means
             # one second holds more events than a page, which paging by time cannot get past.
-            if len(events) < query.page_size:
+            if received < query.page_size:
                 return
             if stats.events == delivered_before:
                 raise Cloud4WiApiError(

@@ -6,7 +6,8 @@ comes back full is cut, from the time that page covered, into pieces expected to
 each, so most slices take one request and a burst is cut finer than a quiet stretch. Workers take
 the earliest slice nobody pulls yet, so slices are fetched roughly in the order the consumer reads
 them, and a few slices' pages are in flight and buffered at any time, never the window: a shared
-budget of buffered batches holds workers back when the consumer is the slower side.
+budget of bytes holds workers back, before they send a request, when the consumer is the slower
+side.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ class _Failed:
     error: BaseException
 
 
+@dataclass
+class _Batch:
+    """A batch of a slice waiting for the consumer, and the bytes it holds."""
+
+    batch: Any
+    size: int
+
+
 def _seconds(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, API_DATE_FORMAT)
 
@@ -100,10 +109,16 @@ class SlicedPull:
     """
     Runs ``pull_slice`` on slices of ``[first, last]`` in ``max_concurrency`` threads.
 
-    :param pull_slice: yields one slice's events, oldest first, calling the splitter it is given
+    Memory is bounded by ``budget_bytes``, not by the window: a worker asks for its next page only
+    while the batches waiting for the consumer, plus a page's worth for each request in flight,
+    fit in the budget. The slice the consumer reads may always hold two batches, so it moves
+    whatever the later slices hold.
+
+    :param pull_slice: yields one slice's batches, oldest first, calling the splitter it is given
         after each full page from a fresh query.
     :param stats: the whole pull's statistics, summed from the slices' as they finish.
-    :param batch_size: events per batch handed from a worker to the consumer (a page's worth).
+    :param weigh: the bytes one batch holds.
+    :param budget_bytes: the bytes batches and requests in flight may hold across slices.
     """
 
     def __init__(
@@ -114,17 +129,21 @@ class SlicedPull:
         *,
         max_concurrency: int,
         stats: PullStats,
-        batch_size: int,
+        weigh: Callable[[Any], int],
+        budget_bytes: int,
     ) -> None:
         self._pull_slice = pull_slice
         #: The slice the consumer reads; the slices after it follow in time order.
         self._reading: Slice | None = Slice(first, last)
         self._workers = max_concurrency
         self._stats = stats
-        self._batch_size = batch_size
-        #: Batches buffered across all slices before a worker of a later slice waits.
-        self._budget = max_concurrency
+        self._weigh = weigh
+        self._budget = budget_bytes
+        #: Bytes of the batches waiting for the consumer, and set aside for requests in flight.
         self._held = 0
+        self._reserved = 0
+        #: What one request is expected to bring: the last batch's size.
+        self._batch_bytes = 0
         self._changed = threading.Condition()
         self._stopping = False
         self._failure: BaseException | None = None
@@ -160,7 +179,7 @@ class SlicedPull:
                 return
             if isinstance(item, _Failed):
                 raise item.error
-            yield from item
+            yield item.batch
 
     def _next_item(self, piece: Slice) -> Any:
         with self._changed:
@@ -169,8 +188,8 @@ class SlicedPull:
                     raise self._failure
                 self._changed.wait(timeout=_POLL_SECONDS)
             item = piece.batches.popleft()
-            if isinstance(item, list):
-                self._held -= 1
+            if isinstance(item, _Batch):
+                self._held -= item.size
                 self._changed.notify_all()
             return item
 
@@ -192,18 +211,39 @@ class SlicedPull:
                     self._changed.notify_all()
 
     def _run(self, piece: Slice) -> None:
-        batch: list[Any] = []
-        for event in self._pull_slice(piece, lambda since, second: self._split(piece, since, second)):
-            batch.append(event)
-            if len(batch) >= self._batch_size:
-                self._put(piece, batch)
-                batch = []
-        if batch:
+        batches = self._pull_slice(piece, lambda since, second: self._split(piece, since, second))
+        while True:
+            reserved = self._reserve(piece)
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            finally:
+                with self._changed:
+                    self._reserved -= reserved
             self._put(piece, batch)
+            del batch  # the consumer's now: not kept while the next request waits for room
         self._add_stats(piece.stats)
         with self._changed:
             piece.batches.append(_Done())
             self._changed.notify_all()
+
+    def _reserve(self, piece: Slice) -> int:
+        """Wait until the next request of ``piece`` fits in the budget; the bytes set aside for it."""
+        with self._changed:
+            while not self._stopping and not self._may_fetch(piece):
+                self._changed.wait(timeout=_POLL_SECONDS)
+            if self._stopping:
+                raise _Stopped
+            self._reserved += self._batch_bytes
+            return self._batch_bytes
+
+    def _may_fetch(self, piece: Slice) -> bool:
+        if piece is self._reading and len(piece.batches) < _BATCHES_AHEAD_OF_READER:
+            return True
+        if self._held + self._reserved == 0:
+            return True  # nothing waits and nothing is on its way: a page larger than the budget
+        return self._held + self._reserved + self._batch_bytes <= self._budget
 
     def _take(self) -> Slice | None:
         """The earliest slice nobody pulls yet, waiting while cuts may still come; None at the end."""
@@ -240,20 +280,15 @@ class SlicedPull:
             self._changed.notify_all()
             return piece.last
 
-    def _put(self, piece: Slice, batch: list[Any]) -> None:
+    def _put(self, piece: Slice, batch: Any) -> None:
+        size = self._weigh(batch)
         with self._changed:
-            while not self._stopping and not self._may_hold(piece):
-                self._changed.wait(timeout=_POLL_SECONDS)
             if self._stopping:
                 raise _Stopped
-            piece.batches.append(batch)
-            self._held += 1
+            piece.batches.append(_Batch(batch, size))
+            self._held += size
+            self._batch_bytes = size
             self._changed.notify_all()
-
-    def _may_hold(self, piece: Slice) -> bool:
-        if piece is self._reading and len(piece.batches) < _BATCHES_AHEAD_OF_READER:
-            return True
-        return self._held < self._budget
 
     def _add_stats(self, part: PullStats) -> None:
         with self._changed:

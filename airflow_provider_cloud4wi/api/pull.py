@@ -7,6 +7,7 @@ cursor drops what it already yielded at that second. See ARCHITECTURE.md for the
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import time
@@ -59,9 +60,11 @@ class EventPull(Generic[T]):
     Nothing is requested until the first event is asked for.
     """
 
-    def __init__(self, events: Iterator[T], stats: PullStats) -> None:
+    def __init__(self, events: Iterator[T], stats: PullStats, source: Iterator[Any] | None = None) -> None:
         self._events = events
         self.stats = stats
+        #: What ``events`` is made from, closed with it.
+        self._source = source
 
     def __iter__(self) -> Iterator[T]:
         # The generator itself, so that a for loop runs without a Python call per event.
@@ -72,9 +75,10 @@ class EventPull(Generic[T]):
 
     def close(self) -> None:
         """Stop the pull (its generator runs its clean-up)."""
-        close = getattr(self._events, "close", None)
-        if close is not None:
-            close()
+        for part in (self._events, self._source):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
 
 
 class Verdict(Enum):
@@ -195,6 +199,56 @@ class Delivery:
         if isinstance(events, codec.RawEvents):
             return self._raw_page(events)
         return self._parsed_page(events, lines)
+
+    def block(self, events: list[Any]) -> bytes:
+        """
+        The events of one page that are new and in the window, as one block of JSON lines.
+
+        Each line ends with a line break; a page with nothing new gives ``b""``. The same events
+        as :meth:`page` gives with ``lines``, joined once per page instead of handed on one by one.
+        """
+        kept: list[Any] | None = None
+        if isinstance(events, codec.RawEvents) and events.usual_keys is not None:
+            kept = self._usual_page(events, events.usual_keys)
+        if kept is None:
+            kept = list(self.page(events, lines=True))
+        if not kept:
+            return b""
+        kept.append(b"")
+        return b"\n".join(kept)
+
+    def _usual_page(self, events: codec.RawEvents, usual: codec.UsualKeys) -> list[Any] | None:
+        """
+        The new events of a page whose keys are all usual, decided for the page at once.
+
+        Applies when the page is sorted by time and lies in the window, as the API sends it: the
+        events after the cursor's second are then all new unless two share an id, so they need no
+        test one by one. The few at the cursor's second take the usual rules. None when the page
+        is not like that (the caller then takes each event on its own).
+        """
+        keys, created = usual.events, usual.created
+        if not created:
+            return []
+        if created[0] < self.window.first or created[-1] > self.window.last or created != sorted(created):
+            return None
+        cursor = self.cursor
+        after_cursor = bisect.bisect_right(created, cursor.second)
+        later = keys[after_cursor:]
+        if len(later) > MAX_EVENTS_AT_ONE_SECOND:
+            return None  # the rules one by one stop a server that invents ids at one second
+        if len({key.event.id for key in later}) != len(later):
+            return None  # an id sent twice: only the rules one by one know which copy goes
+        if any(":" in kind for kind in {key.event.type for key in later}):
+            return None  # "type:id" could then name two events the same, as the cursor sees them
+        kept = list(self._raw_page(codec.RawEvents(events[:after_cursor]))) if after_cursor else []
+        if later:
+            last = created[-1]
+            at_last = bisect.bisect_left(created, last, after_cursor)
+            cursor.second = last
+            cursor.ids_at_second = {f"{key.event.type}:{key.event.id}" for key in keys[at_last:]}
+            self.stats.events += len(later)
+            kept += events[after_cursor:]
+        return kept
 
     def _parsed_page(self, events: list[Any], lines: bool) -> Iterator[Any]:
         for event in events:

@@ -234,6 +234,34 @@ class Cloud4WiHook(BaseHook):
             max_concurrency=max_concurrency,
         )
 
+    def iter_event_blocks(
+        self,
+        window_start: dt.datetime | str,
+        window_end: dt.datetime | str,
+        *,
+        event_types: Sequence[str] | str | None = None,
+        customer_id: str | None = None,
+        organization_id: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ) -> EventPull[bytes]:
+        """
+        Yield the lines of :meth:`iter_event_lines` a page at a time, as blocks of JSON Lines text.
+
+        Each block holds the new events of one page, every line ending with a line break, so a
+        block can be written to a file or a compressor as it is: the fastest way to store a
+        window. Parameters as for :meth:`iter_events`.
+        """
+        return self.client.iter_event_blocks(
+            window_start,
+            window_end,
+            event_types=event_types,
+            customer_id=customer_id,
+            organization_id=organization_id,
+            page_size=page_size,
+            max_concurrency=max_concurrency,
+        )
+
     def count_events(
         self,
         window_start: dt.datetime | str,

@@ -37,6 +37,7 @@ from airflow_provider_cloud4wi.export_files import (
     write_export_files,
 )
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
+from airflow_provider_cloud4wi.memory import releasing_memory
 from airflow_provider_cloud4wi.parquet import check_parquet_available
 from airflow_provider_cloud4wi.prefetch import prefetched
 from airflow_provider_cloud4wi.tempfiles import local_disk_error, sweep_stale_temp_dirs
@@ -60,7 +61,7 @@ from airflow_provider_cloud4wi.transfers.manifest import Manifest, ManifestObjec
 from airflow_provider_cloud4wi.transfers.streaming import PartUpload
 from airflow_provider_cloud4wi.transfers.sweep import stale_keys
 from airflow_provider_cloud4wi.windows import Window, run_window
-from airflow_provider_cloud4wi.writer import BinarySink, PartFile, check_max_events_per_file, write_stream
+from airflow_provider_cloud4wi.writer import BinarySink, PartFile, check_max_events_per_file, write_blocks
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -440,10 +441,11 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         self._check_same_format(bucket, layout)
         bucket.abort_leftover_uploads(layout, identity, run_started)
         self.log.info("Exporting Cloud4Wi events of %s to %s.", source.window, bucket.uri(layout.names.key))
-        events, stats = self._events(hook, source.window)
+        streams = self._streams(layout)
+        events, stats = self._events(hook, source.window, blocks=streams)
         existing = {item.key for item in found}
         object_type = media_type(self.file_format, self.compression)
-        if self._streams(layout):
+        if streams:
             written = self._stream_export(events, stats, bucket, layout, object_type, source.window, started)
             return self._finish_export(source, bucket, layout, found, identity, written)
         # A split export with a manifest uploads each part as soon as it is complete, while the
@@ -516,7 +518,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
 
         def write(sink: BinarySink) -> int:
             with contextlib.closing(events):
-                count = write_stream(events, sink, compression=self.compression)
+                count = write_blocks(releasing_memory(events), sink, compression=self.compression)
             elapsed = time.monotonic() - started
             self.log.info(
                 "Pulled %d events of %s in %d page(s), uploading as they came, in %.1fs (%.0f events/s).",
@@ -575,11 +577,17 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         stale = stale_keys(found, layout=every_name, written=(), replaced=replaced, identity=None, now=now)
         bucket.delete(stale, "an earlier run of this window left")
 
-    def _events(self, hook: Cloud4WiHook, window: Window) -> tuple[Generator[bytes, None, None], PullStats]:
-        # Lines rather than dicts: each event's JSON goes to the file without being rebuilt and
-        # re-serialised. The pull runs a page ahead of the writer, in a thread of its own; if the
-        # writer gives up, closing the session stops the pull from keeping its connections.
-        pull = hook.iter_event_lines(
+    def _events(
+        self, hook: Cloud4WiHook, window: Window, *, blocks: bool
+    ) -> tuple[Generator[bytes, None, None], PullStats]:
+        """
+        The window's events as lines, or as blocks of lines (a page's worth each) with ``blocks``.
+
+        Lines rather than dicts: each event's JSON goes to the file without being rebuilt and
+        re-serialised. The pull runs ahead of the writer, in a thread of its own; if the writer
+        gives up, closing the session stops the pull from keeping its connections.
+        """
+        pull = (hook.iter_event_blocks if blocks else hook.iter_event_lines)(
             window.start,
             window.end,
             event_types=self.event_types or None,
@@ -588,7 +596,8 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
             page_size=self.page_size,
             max_concurrency=self.max_concurrency,
         )
-        return prefetched(pull, batch=self.page_size, on_abandon=hook.session.close), pull.stats
+        batch = 1 if blocks else self.page_size
+        return prefetched(pull, batch=batch, on_abandon=hook.session.close), pull.stats
 
     @property
     def _temp_root(self) -> Path:

@@ -1,10 +1,13 @@
-"""How a sliced pull cuts what a full page leaves of a slice."""
+"""How a sliced pull cuts what a full page leaves of a slice, and how much it holds at once."""
 
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable, Iterator
 
-from airflow_provider_cloud4wi.api.parallel import cut_after
+from airflow_provider_cloud4wi.api.parallel import Slice, SlicedPull, Splitter, cut_after
+from airflow_provider_cloud4wi.api.pull import PullStats
 
 
 def test_the_rest_of_a_slice_is_cut_into_pieces_of_most_of_a_full_pages_span() -> None:
@@ -33,3 +36,59 @@ def test_nothing_is_cut_after_the_last_second_of_a_slice() -> None:
 def test_a_piece_is_never_narrower_than_one_second() -> None:
     pieces = cut_after("2024-01-02T00:00:00Z", "2024-01-02T00:00:03Z", 1, 16)
     assert pieces == [(f"2024-01-02T00:00:0{s}Z",) * 2 for s in (1, 2, 3)]
+
+
+BATCH = b"x" * 10
+
+
+def slices_of_batches(per_slice: int, produced: list[str]) -> Callable[[Slice, Splitter], Iterator[bytes]]:
+    """A slice puller: the first slice cuts the hour into minutes, each slice yields its batches."""
+
+    def pull_slice(piece: Slice, splitter: Splitter) -> Iterator[bytes]:
+        if piece.first == "2024-01-02T00:00:00Z":
+            splitter("2024-01-02T00:00:00Z", "2024-01-02T00:00:59Z")
+        for _ in range(per_slice):
+            produced.append(piece.first)
+            yield BATCH
+
+    return pull_slice
+
+
+def sliced(pull_slice: Callable[[Slice, Splitter], Iterator[bytes]], budget: int) -> SlicedPull:
+    return SlicedPull(
+        pull_slice,
+        "2024-01-02T00:00:00Z",
+        "2024-01-02T00:59:59Z",
+        max_concurrency=4,
+        stats=PullStats(),
+        weigh=len,
+        budget_bytes=budget,
+    )
+
+
+def settled(count: Callable[[], int], seconds: float = 0.3, limit: float = 10.0) -> int:
+    """``count()`` once it has not changed for ``seconds`` (waiting ``limit`` seconds at most)."""
+    deadline = time.monotonic() + limit
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < seconds:
+        time.sleep(0.02)
+        if count() != last:
+            last, since = count(), time.monotonic()
+    return last
+
+
+def test_workers_of_a_consumer_that_stops_reading_hold_no_more_than_the_budget() -> None:
+    produced: list[str] = []
+    pull = iter(sliced(slices_of_batches(3, produced), budget=50))
+    next(pull)  # the consumer reads one batch, then stops
+    waiting = settled(lambda: len(produced)) - 1
+    # Five batches of later slices fit in 50 bytes; the slice being read may hold two more.
+    assert 5 <= waiting <= 7
+    pull.close()
+
+
+def test_batches_larger_than_the_budget_still_go_through_in_order() -> None:
+    produced: list[str] = []
+    batches = list(sliced(slices_of_batches(2, produced), budget=5))
+    assert batches == [BATCH] * len(produced)
+    assert len(produced) > 2  # several slices took part

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from airflow_provider_cloud4wi.api import paging
 from airflow_provider_cloud4wi.hooks.cloud4wi import Cloud4WiHook
 from airflow_provider_cloud4wi.testing import Cloud4WiSimulator, Faults
 
@@ -108,9 +109,13 @@ def test_a_server_allowing_two_requests_at_once_slows_the_pull_without_failing_i
     assert "concurrency lowered to" in log_output()
 
 
-def test_a_parallel_pull_holds_only_a_few_pages_ahead_of_a_slow_consumer(
-    cloud4wi_simulator_factory: Callable[..., Cloud4WiSimulator], hook_for: Callable[..., Cloud4WiHook]
+def test_a_parallel_pull_holds_only_its_budget_ahead_of_a_slow_consumer(
+    cloud4wi_simulator_factory: Callable[..., Cloud4WiSimulator],
+    hook_for: Callable[..., Cloud4WiHook],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A budget of five pages of 20 documents, so that a day of them would overflow it many times.
+    monkeypatch.setattr(paging, "BUFFER_BUDGET_BYTES", 5 * 20 * paging._DOCUMENT_BYTES)
     sim = cloud4wi_simulator_factory(events_per_hour=120)
     pull = hook_for(sim).iter_events(DAY_START, DAY_START + 24 * HOUR, page_size=20, max_concurrency=4)
     next(pull)
@@ -118,6 +123,7 @@ def test_a_parallel_pull_holds_only_a_few_pages_ahead_of_a_slow_consumer(
     served = sim.stats["pages_served"]
     time.sleep(0.5)
     assert sim.stats["pages_served"] == served
-    # Four workers, each with two batches waiting and one in hand, plus the page being read.
-    assert served <= 4 * 4 + 2 < 24 * 120 // 20
+    # The page being read, two more of its slice, five in the budget; each slice that ended on the
+    # way also asked for the page that told it so.
+    assert served <= 2 * (1 + 2 + 5) < 24 * 120 // 20
     pull.close()

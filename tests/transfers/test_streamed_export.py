@@ -6,7 +6,6 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
-import itertools
 import logging
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -67,15 +66,22 @@ def test_a_window_larger_than_a_part_lands_as_one_object_with_the_stores_checksu
 
 
 def _fail_after(monkeypatch: pytest.MonkeyPatch, events_before_failing: int) -> None:
-    """Make the pull fail with a transient error after that many events."""
+    """Make the pull fail with a transient error after at least that many events."""
     real_events = Cloud4WiEventsTransferBaseOperator._events
 
-    def failing_after_a_part(self: Any, hook: Any, window: Any) -> tuple[Iterator[bytes], Any]:
-        events, stats = real_events(self, hook, window)
+    def failing_after_a_part(
+        self: Any, hook: Any, window: Any, *, blocks: bool
+    ) -> tuple[Iterator[bytes], Any]:
+        events, stats = real_events(self, hook, window, blocks=blocks)
 
         def lines() -> Generator[bytes, None, None]:
+            handed_on = 0
             with contextlib.closing(events):
-                yield from itertools.islice(events, events_before_failing)
+                for item in events:  # a line, or a block of a page's lines
+                    yield item
+                    handed_on += item.count(b"\n") if blocks else 1
+                    if handed_on >= events_before_failing:
+                        break
             raise Cloud4WiTransientError("the API went away")
 
         return lines(), stats
