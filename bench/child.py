@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import gc
 import importlib
+import json
 import os
 import sys
 import time
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dlt-nesting", type=int, default=None)
     parser.add_argument("--max-concurrency", type=int, default=None, help="A: the operator's max_concurrency")
     parser.add_argument("--observe", action="store_true", help="A: report its slices and limiter")
+    parser.add_argument("--store", choices=("s3", "gcs"), default="s3", help="A: the operator's store")
+    parser.add_argument("--operator-options", default="{}", help="A: more operator arguments, as JSON")
     args = parser.parse_args(argv)
     tree = os.environ.get("BENCH_PACKAGE_TREE")
     if tree:  # another copy of the package (e.g. an earlier commit's) before the installed one
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for module in _PRELOAD[args.variant]:
         importlib.import_module(module)
+    if args.variant == "A" and args.store == "gcs":
+        importlib.import_module("airflow_provider_cloud4wi.transfers.events_to_gcs")
     if args.variant in ("A", "B"):
         _warm_airflow_runtime()
     observer = _observer(args)
@@ -116,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.variant == "A":
             from bench import variant_a
 
-            events, size, objects = variant_a.run(args.bucket, args.key, start, end, args.max_concurrency)
+            events, size, objects = variant_a.run(
+                args.bucket,
+                args.key,
+                start,
+                end,
+                args.max_concurrency,
+                store=args.store,
+                options=json.loads(args.operator_options),
+            )
             detail["objects"] = objects
         elif args.variant == "B":
             from bench import variant_b

@@ -15,25 +15,40 @@ from typing import Any
 
 
 def run(
-    bucket: str, key: str, start: dt.datetime, end: dt.datetime, max_concurrency: int | None = None
+    bucket: str,
+    key: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    max_concurrency: int | None = None,
+    *,
+    store: str = "s3",
+    options: dict[str, Any] | None = None,
 ) -> tuple[int, int, list[str]]:
     """Export the window; return (events, bytes of the data objects, their URIs).
 
     ``max_concurrency`` None leaves the operator's default; the manifest beside the data object
-    is not counted in the bytes.
+    is not counted in the bytes. ``store`` is ``"s3"`` or ``"gcs"`` (the GCS operator, its
+    connection ``google_cloud_default``); ``options`` are more of the operator's arguments.
     """
-    from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
+    arguments: dict[str, Any] = dict(options or {})
+    if max_concurrency is not None:
+        arguments["max_concurrency"] = max_concurrency
+    common = {
+        "task_id": f"cloud4wi_events_to_{store}",
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        **arguments,
+    }
+    operator: Any
+    if store == "gcs":
+        from airflow_provider_cloud4wi.transfers.events_to_gcs import Cloud4WiEventsToGCSOperator
 
-    options: dict[str, Any] = {} if max_concurrency is None else {"max_concurrency": max_concurrency}
-    operator = Cloud4WiEventsToS3Operator(
-        task_id="cloud4wi_events_to_s3",
-        s3_bucket=bucket,
-        s3_key=key,
-        window_start=start.isoformat(),
-        window_end=end.isoformat(),
-        **options,
-    )
+        operator = Cloud4WiEventsToGCSOperator(gcs_bucket=bucket, gcs_object=key, **common)
+    else:
+        from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
+
+        operator = Cloud4WiEventsToS3Operator(s3_bucket=bucket, s3_key=key, **common)
     context: dict[str, Any] = {}
     result = operator.execute(context)  # type: ignore[arg-type]
-    objects = [str(uri) for uri in result.get("objects") or []] or [f"s3://{bucket}/{key}"]
+    objects = [str(uri) for uri in result.get("objects") or []] or [f"{store}://{bucket}/{key}"]
     return int(result["event_count"]), int(result["bytes"]), objects

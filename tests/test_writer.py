@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import tempfile
 import tracemalloc
@@ -18,6 +19,7 @@ from airflow_provider_cloud4wi.writer import (
     check_max_events_per_file,
     media_type,
     stdlib_gzip,
+    write_blocks,
     write_parts,
     write_stream,
 )
@@ -222,3 +224,29 @@ def test_a_stream_holds_the_same_bytes_as_the_one_part_file_of_the_same_document
     assert count == 5_000
     assert sink.getvalue() == file_bytes
     assert not sink.closed
+
+
+def lines_of(documents: list[dict[str, Any]]) -> list[bytes]:
+    return [json.dumps(d, separators=(",", ":")).encode() + b"\n" for d in documents]
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_blocks_give_the_same_bytes_however_the_lines_are_cut_into_them(compression: str | None) -> None:
+    # ~3 MB of lines: several of the 1 MiB chunks the compressor is handed.
+    lines = lines_of(sample_events(30_000))
+    outputs = []
+    for cuts in ([], [1, 7_000, 15_001], list(range(997, len(lines), 997))):
+        bounds = [0, *cuts, len(lines)]
+        blocks = [b"".join(lines[a:b]) for a, b in itertools.pairwise(bounds)]
+        sink = io.BytesIO()
+        assert write_blocks(iter(blocks), sink, compression=compression) == len(lines)
+        outputs.append(sink.getvalue())
+    assert outputs[0] == outputs[1] == outputs[2]
+    content = gzip.decompress(outputs[0]) if compression else outputs[0]
+    assert content == b"".join(lines)
+
+
+def test_no_blocks_give_one_empty_gzip_member() -> None:
+    sink = io.BytesIO()
+    assert write_blocks(iter([]), sink) == 0
+    assert gzip.decompress(sink.getvalue()) == b""

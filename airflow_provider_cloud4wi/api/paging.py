@@ -25,9 +25,9 @@ from airflow_provider_cloud4wi.api.retry import RetryPolicy
 from airflow_provider_cloud4wi.windows import Window
 
 _LOST_SCROLL_STATUSES = (400, 404, 410)
-#: What a sliced pull may hold at once in batches waiting for the consumer and requests in flight:
-#: about eight full pages of JSON lines, whatever the window holds.
-BUFFER_BUDGET_BYTES = 48 * 1024 * 1024
+#: What a sliced pull's batches may hold, waiting for the consumer, beyond a page per worker (for
+#: its request in flight): a few full pages of JSON lines, whatever the window holds.
+BACKLOG_BYTES = 16 * 1024 * 1024
 #: Bytes a parsed document is counted as in that budget (an event's JSON text is ~0.5 KB; its
 #: dicts take a few times more).
 _DOCUMENT_BYTES = 2048
@@ -90,7 +90,7 @@ class PageLoop:
             max_concurrency=max_concurrency,
             stats=stats,
             weigh=len if query.lines else _weigh_documents,
-            budget_bytes=BUFFER_BUDGET_BYTES,
+            backlog_bytes=BACKLOG_BYTES,
         )
 
     def pages(

@@ -6,8 +6,8 @@ comes back full is cut, from the time that page covered, into pieces expected to
 each, so most slices take one request and a burst is cut finer than a quiet stretch. Workers take
 the earliest slice nobody pulls yet, so slices are fetched roughly in the order the consumer reads
 them, and a few slices' pages are in flight and buffered at any time, never the window: a shared
-budget of bytes holds workers back, before they send a request, when the consumer is the slower
-side.
+budget of bytes (a page per worker and a backlog) holds workers back, before they send a
+request, when the consumer is the slower side.
 """
 
 from __future__ import annotations
@@ -109,16 +109,19 @@ class SlicedPull:
     """
     Runs ``pull_slice`` on slices of ``[first, last]`` in ``max_concurrency`` threads.
 
-    Memory is bounded by ``budget_bytes``, not by the window: a worker asks for its next page only
-    while the batches waiting for the consumer, plus a page's worth for each request in flight,
-    fit in the budget. The slice the consumer reads may always hold two batches, so it moves
-    whatever the later slices hold.
+    Memory is bounded by the workers and ``backlog_bytes``, not by the window: a worker asks for
+    its next page only while the batches waiting for the consumer, plus a page's worth for each
+    request in flight, fit in a page per worker and the backlog. So every worker has a request in
+    flight while the consumer keeps up, and when it does not, the workers stop before their next
+    request. Room goes to the slices in the consumer's order, and the slice it reads may always
+    hold two batches, so it moves whatever the later slices hold.
 
     :param pull_slice: yields one slice's batches, oldest first, calling the splitter it is given
         after each full page from a fresh query.
     :param stats: the whole pull's statistics, summed from the slices' as they finish.
     :param weigh: the bytes one batch holds.
-    :param budget_bytes: the bytes batches and requests in flight may hold across slices.
+    :param backlog_bytes: the bytes of batches that may wait for the consumer beyond a page per
+        worker.
     """
 
     def __init__(
@@ -130,7 +133,7 @@ class SlicedPull:
         max_concurrency: int,
         stats: PullStats,
         weigh: Callable[[Any], int],
-        budget_bytes: int,
+        backlog_bytes: int,
     ) -> None:
         self._pull_slice = pull_slice
         #: The slice the consumer reads; the slices after it follow in time order.
@@ -138,12 +141,14 @@ class SlicedPull:
         self._workers = max_concurrency
         self._stats = stats
         self._weigh = weigh
-        self._budget = budget_bytes
+        self._backlog = backlog_bytes
         #: Bytes of the batches waiting for the consumer, and set aside for requests in flight.
         self._held = 0
         self._reserved = 0
         #: What one request is expected to bring: the last batch's size.
         self._batch_bytes = 0
+        #: The slices whose worker waits for room before its next request.
+        self._waiting: set[Slice] = set()
         self._changed = threading.Condition()
         self._stopping = False
         self._failure: BaseException | None = None
@@ -231,19 +236,38 @@ class SlicedPull:
     def _reserve(self, piece: Slice) -> int:
         """Wait until the next request of ``piece`` fits in the budget; the bytes set aside for it."""
         with self._changed:
-            while not self._stopping and not self._may_fetch(piece):
-                self._changed.wait(timeout=_POLL_SECONDS)
+            self._waiting.add(piece)
+            try:
+                while not self._stopping and not self._may_fetch(piece):
+                    self._changed.wait(timeout=_POLL_SECONDS)
+            finally:
+                self._waiting.discard(piece)
             if self._stopping:
                 raise _Stopped
             self._reserved += self._batch_bytes
+            self._changed.notify_all()  # the next slice in line may be waiting for this one
             return self._batch_bytes
 
     def _may_fetch(self, piece: Slice) -> bool:
         if piece is self._reading and len(piece.batches) < _BATCHES_AHEAD_OF_READER:
             return True
-        if self._held + self._reserved == 0:
-            return True  # nothing waits and nothing is on its way: a page larger than the budget
-        return self._held + self._reserved + self._batch_bytes <= self._budget
+        if self._earlier_slice_waits(piece):
+            return False
+        room = self._backlog + self._workers * self._batch_bytes
+        return self._held + self._reserved + self._batch_bytes <= room
+
+    def _earlier_slice_waits(self, piece: Slice) -> bool:
+        """
+        Whether a slice the consumer reads before ``piece`` waits for room too: room goes in the
+        consumer's order, or a far slice's request would take it while the consumer stalls on a
+        near one (with 16 workers and room for 9 requests, that made the pull slower than 8).
+        """
+        earlier = self._reading
+        while earlier is not None and earlier is not piece:
+            if earlier in self._waiting:
+                return True
+            earlier = earlier.following
+        return False
 
     def _take(self) -> Slice | None:
         """The earliest slice nobody pulls yet, waiting while cuts may still come; None at the end."""

@@ -54,7 +54,7 @@ def slices_of_batches(per_slice: int, produced: list[str]) -> Callable[[Slice, S
     return pull_slice
 
 
-def sliced(pull_slice: Callable[[Slice, Splitter], Iterator[bytes]], budget: int) -> SlicedPull:
+def sliced(pull_slice: Callable[[Slice, Splitter], Iterator[bytes]], backlog: int) -> SlicedPull:
     return SlicedPull(
         pull_slice,
         "2024-01-02T00:00:00Z",
@@ -62,7 +62,7 @@ def sliced(pull_slice: Callable[[Slice, Splitter], Iterator[bytes]], budget: int
         max_concurrency=4,
         stats=PullStats(),
         weigh=len,
-        budget_bytes=budget,
+        backlog_bytes=backlog,
     )
 
 
@@ -77,18 +77,19 @@ def settled(count: Callable[[], int], seconds: float = 0.3, limit: float = 10.0)
     return last
 
 
-def test_workers_of_a_consumer_that_stops_reading_hold_no_more_than_the_budget() -> None:
+def test_workers_of_a_consumer_that_stops_reading_hold_a_batch_each_and_the_backlog() -> None:
     produced: list[str] = []
-    pull = iter(sliced(slices_of_batches(3, produced), budget=50))
+    pull = iter(sliced(slices_of_batches(3, produced), backlog=50))
     next(pull)  # the consumer reads one batch, then stops
     waiting = settled(lambda: len(produced)) - 1
-    # Five batches of later slices fit in 50 bytes; the slice being read may hold two more.
-    assert 5 <= waiting <= 7
+    # A batch for each of the 4 workers and 50 bytes of backlog: 9 batches of 10 bytes; the slice
+    # being read may hold two more.
+    assert 9 <= waiting <= 11
     pull.close()
 
 
-def test_batches_larger_than_the_budget_still_go_through_in_order() -> None:
+def test_batches_larger_than_the_backlog_still_go_through_in_order() -> None:
     produced: list[str] = []
-    batches = list(sliced(slices_of_batches(2, produced), budget=5))
+    batches = list(sliced(slices_of_batches(2, produced), backlog=5))
     assert batches == [BATCH] * len(produced)
     assert len(produced) > 2  # several slices took part

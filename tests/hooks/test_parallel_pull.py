@@ -109,13 +109,13 @@ def test_a_server_allowing_two_requests_at_once_slows_the_pull_without_failing_i
     assert "concurrency lowered to" in log_output()
 
 
-def test_a_parallel_pull_holds_only_its_budget_ahead_of_a_slow_consumer(
+def test_a_parallel_pull_holds_only_a_page_per_worker_and_its_backlog_ahead_of_a_slow_consumer(
     cloud4wi_simulator_factory: Callable[..., Cloud4WiSimulator],
     hook_for: Callable[..., Cloud4WiHook],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A budget of five pages of 20 documents, so that a day of them would overflow it many times.
-    monkeypatch.setattr(paging, "BUFFER_BUDGET_BYTES", 5 * 20 * paging._DOCUMENT_BYTES)
+    # A backlog of five pages of 20 documents, so that a day of them would overflow it many times.
+    monkeypatch.setattr(paging, "BACKLOG_BYTES", 5 * 20 * paging._DOCUMENT_BYTES)
     sim = cloud4wi_simulator_factory(events_per_hour=120)
     pull = hook_for(sim).iter_events(DAY_START, DAY_START + 24 * HOUR, page_size=20, max_concurrency=4)
     next(pull)
@@ -123,7 +123,7 @@ def test_a_parallel_pull_holds_only_its_budget_ahead_of_a_slow_consumer(
     served = sim.stats["pages_served"]
     time.sleep(0.5)
     assert sim.stats["pages_served"] == served
-    # The page being read, two more of its slice, five in the budget; each slice that ended on the
-    # way also asked for the page that told it so.
-    assert served <= 2 * (1 + 2 + 5) < 24 * 120 // 20
+    # The page being read, two more of its slice, one for each of the four workers and five of
+    # backlog; each slice that ended on the way also asked for the page that told it so.
+    assert served <= 2 * (1 + 2 + 4 + 5) < 24 * 120 // 20
     pull.close()
