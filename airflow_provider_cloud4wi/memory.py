@@ -34,8 +34,9 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def releasing_memory(items: Iterable[T]) -> Iterator[T]:
-    """Yield ``items``, handing freed memory back after the consumer is done with each."""
-    for item in items:
+def releasing_memory(items: Iterable[T], every: int = 1) -> Iterator[T]:
+    """Yield ``items``, handing freed memory back after the consumer is done with each ``every``."""
+    for count, item in enumerate(items, start=1):
         yield item
-        release_freed_memory()
+        if count % every == 0:
+            release_freed_memory()

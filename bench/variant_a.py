@@ -43,7 +43,7 @@ def run(
     if store == "gcs":
         from airflow_provider_cloud4wi.transfers.events_to_gcs import Cloud4WiEventsToGCSOperator
 
-        operator = Cloud4WiEventsToGCSOperator(gcs_bucket=bucket, gcs_object=key, **common)
+        operator = Cloud4WiEventsToGCSOperator(bucket=bucket, object_name=key, **common)
     else:
         from airflow_provider_cloud4wi.transfers.events_to_s3 import Cloud4WiEventsToS3Operator
 

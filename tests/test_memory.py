@@ -18,6 +18,14 @@ def test_releasing_memory_yields_every_item_and_releases_after_each(monkeypatch:
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_releasing_memory_every_n_items_releases_after_each_nth(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: seen.append("released"))
+    for item in memory.releasing_memory("abcde", every=2):
+        seen.append(item)
+    assert seen == ["a", "b", "released", "c", "d", "released", "e"]
+
+
 def test_glibcs_malloc_trim_is_found_and_called_with_zero_padding() -> None:
     trim = memory._malloc_trim()
     assert trim is not None

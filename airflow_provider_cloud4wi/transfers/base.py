@@ -454,7 +454,10 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
         streamed: list[ManifestObject] | None = [] if layout.run is not None and layout.split else None
         on_part = None if streamed is None else self._uploader(bucket, layout, streamed, object_type)
         try:
-            with contextlib.closing(events), self._local_files(events, on_part) as groups:
+            with (
+                contextlib.closing(events),
+                self._local_files(releasing_memory(events, every=self.page_size), on_part) as groups,
+            ):
                 self._log_pull(stats, source.window, groups, started)
                 if streamed is None:
                     planned = self._plan(layout, groups)
