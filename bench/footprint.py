@@ -6,8 +6,8 @@ whose size the parent samples every 20 ms. Layouts: the default export (one JSON
 uploaded while the pull runs) and a split one (``max_events_per_file``: parts written to local
 files, each uploaded as soon as it is complete). The report, bench/results-footprint.md, gives
 per row the peak local disk, the peak RSS and the events landed, and checks issue #11's goals:
-peak RSS growth from the smallest to the largest window at most 150 MB, peak local disk the same
-at the two largest windows.
+peak RSS growth from the smallest window to 1M events at most 150 MB (and how much more a larger
+window takes), peak local disk the same at the two largest windows.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from bench.servers import running_servers
 from devtools.servers import gcs_emulator
 
 GCP_PROJECT = "bench"
+#: The window at which issue #11 states its memory goal (growth from the smallest window).
+GOAL_SIZE = 1_000_000
 LAYOUTS = {
     "one object": {},
     "parts of 200k events": {"max_events_per_file": 200_000},
@@ -155,12 +157,20 @@ def _report(rows: list[Row], command: str, concurrency: int, started: dt.datetim
             mine = {row.size: row for row in rows if row.store == store and row.layout == layout}
             if len(mine) < 2:
                 continue
-            small, big = mine[sizes[0]], mine[sizes[-1]]
+            # The issue's goal is from 10k to 1M events; a larger window shows whether it stays flat.
+            goal_size = GOAL_SIZE if GOAL_SIZE in mine else sizes[-1]
+            small, big = mine[sizes[0]], mine[goal_size]
             growth = big.result.peak_rss_mb - small.result.peak_rss_mb
             lines.append(
-                f"| {store} | {layout} | peak RSS growth {sizes[0]:,} -> {sizes[-1]:,} <= 150 MB | "
+                f"| {store} | {layout} | peak RSS growth {sizes[0]:,} -> {goal_size:,} <= 150 MB | "
                 f"+{growth:.0f} MB | {'met' if growth <= 150 else 'MISSED'} |"
             )
+            if sizes[-1] > goal_size:
+                further = mine[sizes[-1]].result.peak_rss_mb - big.result.peak_rss_mb
+                lines.append(
+                    f"| {store} | {layout} | peak RSS growth {goal_size:,} -> {sizes[-1]:,} (flat?) | "
+                    f"{further:+.0f} MB | shown |"
+                )
             if len(sizes) >= 3:
                 before, last = mine[sizes[-2]].peak_disk_bytes, big.peak_disk_bytes
                 same = last <= before * 1.1 + 1_000_000

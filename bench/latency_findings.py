@@ -111,6 +111,6 @@ def _memory(report: Report, big: int) -> str:
     if len(sizes) < 2:
         return ""
     return (
-        "Peak RSS by k (each worker holds the page it is reading, and up to k batches wait for the "
-        "consumer): " + ", ".join(sizes) + "."
+        "Peak RSS by k (room for a page per worker's request in flight plus a backlog of 16 MiB "
+        "waiting for the consumer): " + ", ".join(sizes) + "."
     )

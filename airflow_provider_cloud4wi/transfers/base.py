@@ -608,7 +608,7 @@ class Cloud4WiEventsTransferBaseOperator(BaseOperator):
 
     @contextlib.contextmanager
     def _local_files(
-        self, events: Generator[bytes, None, None], on_part: Callable[[str | None, PartFile], None] | None
+        self, events: Iterator[bytes], on_part: Callable[[str | None, PartFile], None] | None
     ) -> Iterator[list[FileGroup]]:
         """Write the events to local files; a full disk fails with the directory and what to change."""
         try:
